@@ -1,0 +1,237 @@
+/*
+ * hcrt/backend.h - the backend plugin ABI, version 1.
+ *
+ * A backend is a shared library named libhcrt-backend-NAME.so that exports exactly one data symbol,
+ *
+ *     HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = { ... };
+ *
+ * The runtime finds plugins in HCRT_BACKEND_PATH (a colon-separated list of directories) and then in the
+ * install directory (LIBDIR/hcrt), keeps those named by HCRT_BACKENDS, dlopen()s each, and checks the
+ * table: `struct_size` must cover at least every mandatory op (HCRT_BACKEND_V1_MIN_SIZE), `abi_version`
+ * must equal HCRT_BACKEND_ABI_VERSION, `name` must match the file name and every mandatory op must be
+ * non-NULL. A plugin that fails a check is reported with a warning naming the file and the reason, closed,
+ * and the other plugins still load.
+ *
+ * This version is frozen once released: fields are only ever appended (and the appended ones are
+ * optional, found by struct_size and a NULL check). An incompatible change gets a new table
+ * (hcrt_backend_v2) in a new header and an adapter for v1 in the loader.
+ *
+ * Conventions for every op:
+ *  - The first argument is the plugin's own state, as returned by init().
+ *  - `dev` is a device index in [0, device_count). Plugins check it and answer HCRT_ERR_INVALID_ARG.
+ *  - Device pointers are opaque to the runtime: it never dereferences them (the sim backend makes sure of
+ *    that by handing out addresses that fault). The runtime never passes a pointer of one backend to
+ *    another backend.
+ *  - `stream` NULL means "synchronous": the op has completed when it returns. With a stream the op is
+ *    enqueued in order behind the stream's earlier work and the call returns at once; errors that only
+ *    show at execution are reported by the next stream_sync()/event_sync() on that stream.
+ *  - On failure an op returns a negative hcrt_status_t and leaves the vendor's text retrievable with
+ *    last_error(); plugins never print, never exit and never read the environment: they log through the
+ *    services the runtime gives them and read their settings through config_get().
+ *  - Thread safety: ops may be called from several threads at once with different streams; a plugin
+ *    serialises internally where its runtime needs it.
+ */
+#ifndef HCRT_BACKEND_H
+#define HCRT_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hcrt/status.h"
+#include "hcrt/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HCRT_BACKEND_ABI_VERSION 1u
+
+/* Use on the exported table so it stays visible under -fvisibility=hidden. */
+#define HCRT_BACKEND_EXPORT __attribute__((visibility("default")))
+
+/* The exported table's symbol name for this ABI version. */
+#define HCRT_BACKEND_SYMBOL_V1 "hcrt_backend_v1"
+
+/*
+ * Services the runtime hands to a plugin at init(). Valid from init() until finalize() returns.
+ */
+typedef struct hcrt_backend_services {
+    size_t struct_size;
+    /* Opaque runtime pointer, to be passed back as the first argument of the functions below. */
+    void *host;
+    /* Logs one line at `level` (an hcrt_log_level_t). The runtime adds the [host:pid:rank] tag and the
+     * backend's name and drops lines below the configured level. Thread-safe. */
+    void (*log)(void *host, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+    /* Whether a line at `level` would be printed; lets a plugin skip formatting cost. */
+    bool (*log_enabled)(void *host, int level);
+    /* Returns the current value of a configuration variable of the runtime's config table, as a string
+     * (e.g. config_get(host, "HCRT_SIM_DEVICES") -> "2"), or NULL for an unknown name. The string lives
+     * until finalize(). Values have already been validated by the runtime's parser. */
+    const char *(*config_get)(void *host, const char *name);
+} hcrt_backend_services_t;
+
+/* Device capability bits, in hcrt_backend_device_props_t.caps. */
+#define HCRT_CAP_HOST_ADDRESSABLE (1ull << 0) /* device pointers may be dereferenced by the host */
+#define HCRT_CAP_PINNED_HOST      (1ull << 1) /* host_alloc gives page-locked memory */
+#define HCRT_CAP_PEER_COPY        (1ull << 2) /* copy_peer between two devices of this backend */
+#define HCRT_CAP_ECC              (1ull << 3) /* ECC memory: health() reports ecc error counts */
+#define HCRT_CAP_VENDOR_COLL      (1ull << 4) /* the vendor collective fast path (coll_*) is usable */
+#define HCRT_CAP_FAULT_INJECTION  (1ull << 5) /* honours injected faults (sim) */
+
+/* Properties of one device, filled by device_props(). Strings are NUL-terminated. */
+typedef struct hcrt_backend_device_props {
+    size_t struct_size;
+    char name[128];      /* "NVIDIA H100 80GB HBM3", "sim device 0" */
+    char vendor[64];     /* "NVIDIA", "AMD", "hcrt" */
+    char pci_bus_id[32]; /* "0000:3b:00.0" in lower case, or "" when the device has none */
+    uint64_t total_memory; /* bytes */
+    uint64_t free_memory;  /* bytes, at the time of the call */
+    double speed;          /* relative compute throughput; 1.0 for the reference host core */
+    uint64_t caps;         /* HCRT_CAP_* bits */
+    int32_t numa_node;     /* NUMA node the device reports, or -1 if unknown */
+    int32_t reserved;
+} hcrt_backend_device_props_t;
+
+/* Direction of a copy inside one device. */
+typedef enum hcrt_copy_kind {
+    HCRT_COPY_H2D = 0, /* host memory (any, pinned is faster) -> device memory */
+    HCRT_COPY_D2H = 1, /* device memory -> host memory */
+    HCRT_COPY_D2D = 2  /* device memory -> memory of the same device */
+} hcrt_copy_kind_t;
+
+/* Health of a device, filled by health(). */
+typedef struct hcrt_backend_health {
+    size_t struct_size;
+    bool device_lost;            /* the device is gone (fell off the bus, sim fault); every op fails */
+    uint64_t ecc_corrected;      /* corrected ECC errors since boot, 0 when unknown */
+    uint64_t ecc_uncorrected;    /* uncorrected ECC errors, 0 when unknown */
+    hcrt_status_t last_status;   /* status of the most recent failing op on this device, HCRT_OK if none */
+    char last_error[256];        /* vendor text of that failure, "" if none */
+} hcrt_backend_health_t;
+
+/* Opaque per-plugin objects. */
+typedef struct hcrt_backend_stream hcrt_backend_stream_t;
+typedef struct hcrt_backend_event hcrt_backend_event_t;
+typedef struct hcrt_backend_coll hcrt_backend_coll_t;
+
+typedef struct hcrt_backend_v1 {
+    size_t struct_size;   /* sizeof(hcrt_backend_v1_t) as the plugin was compiled */
+    uint32_t abi_version; /* HCRT_BACKEND_ABI_VERSION */
+    const char *name;     /* short lower-case name: "cpu", "sim", "cuda", "hip"; matches the file name */
+
+    /* ---- lifetime ---- */
+
+    /* Initialises the plugin and returns its state in *state. Return HCRT_ERR_NO_DEVICE (with the
+     * vendor's reason in last_error(NULL)) when the runtime works but there is no usable device: the
+     * runtime then reports the backend as unavailable, with that reason, and calls nothing else but
+     * last_error(). Any other failure is a broken plugin. `svc` outlives the state. */
+    hcrt_status_t (*init)(const hcrt_backend_services_t *svc, void **state);
+    /* Releases everything; outstanding streams/events/allocations are freed. state may be NULL. */
+    void (*finalize)(void *state);
+    /* Text of the most recent failure of this plugin (per thread where the vendor runtime is), "" if
+     * none. state may be NULL, for errors of init(). Never returns NULL. */
+    const char *(*last_error)(void *state);
+
+    /* ---- devices ---- */
+    hcrt_status_t (*device_count)(void *state, int *count);
+    hcrt_status_t (*device_props)(void *state, int dev, hcrt_backend_device_props_t *props);
+    /* Health of `dev`; never fails for a valid dev, even when the device is lost. */
+    hcrt_status_t (*health)(void *state, int dev, hcrt_backend_health_t *health);
+
+    /* ---- memory ---- */
+
+    /* Allocates `bytes` (> 0) of device memory, aligned to at least 256 bytes. Out of memory is
+     * HCRT_ERR_DEVICE_OOM. The memory is not initialised. */
+    hcrt_status_t (*mem_alloc)(void *state, int dev, size_t bytes, void **ptr);
+    /* Frees memory from mem_alloc; NULL is a no-op. Waits for no stream: the caller synchronises. */
+    hcrt_status_t (*mem_free)(void *state, int dev, void *ptr);
+    /* Allocates host memory that copies to/from devices of this backend can use at full speed
+     * (page-locked where the vendor supports it). Host-addressable. HCRT_ERR_NO_MEMORY on failure. */
+    hcrt_status_t (*host_alloc)(void *state, size_t bytes, void **ptr);
+    hcrt_status_t (*host_free)(void *state, void *ptr);
+
+    /* ---- data movement ---- */
+
+    /* Sets `bytes` bytes of device memory at ptr to (unsigned char)value. */
+    hcrt_status_t (*memset)(void *state, int dev, void *ptr, int value, size_t bytes,
+                            hcrt_backend_stream_t *stream);
+    /* Copies `bytes` bytes within device `dev` and the host, in direction `kind`. */
+    hcrt_status_t (*memcpy)(void *state, int dev, void *dst, const void *src, size_t bytes,
+                            hcrt_copy_kind_t kind, hcrt_backend_stream_t *stream);
+    /* Copies device memory of src_dev to device memory of dst_dev (both of this backend). The stream,
+     * if any, belongs to dst_dev. */
+    hcrt_status_t (*memcpy_peer)(void *state, int dst_dev, void *dst, int src_dev, const void *src,
+                                 size_t bytes, hcrt_backend_stream_t *stream);
+
+    /* ---- streams: in-order queues of work on one device ---- */
+    hcrt_status_t (*stream_create)(void *state, int dev, hcrt_backend_stream_t **stream);
+    /* Waits for the stream's work, then destroys it. NULL is a no-op. */
+    hcrt_status_t (*stream_destroy)(void *state, hcrt_backend_stream_t *stream);
+    /* Blocks until all work enqueued so far has completed; returns the first error of that work. */
+    hcrt_status_t (*stream_sync)(void *state, hcrt_backend_stream_t *stream);
+
+    /* ---- events: markers in a stream ---- */
+    hcrt_status_t (*event_create)(void *state, int dev, hcrt_backend_event_t **event);
+    hcrt_status_t (*event_destroy)(void *state, hcrt_backend_event_t *event);
+    /* Records the event after the work enqueued so far on `stream` (NULL: records "now"). */
+    hcrt_status_t (*event_record)(void *state, hcrt_backend_event_t *event,
+                                  hcrt_backend_stream_t *stream);
+    /* Blocks until the recorded point is reached. */
+    hcrt_status_t (*event_sync)(void *state, hcrt_backend_event_t *event);
+    /* Sets *done to whether the recorded point has been reached; never blocks. */
+    hcrt_status_t (*event_query)(void *state, hcrt_backend_event_t *event, bool *done);
+    /* Milliseconds between two completed events. HCRT_ERR_STATE if either has not completed. */
+    hcrt_status_t (*event_elapsed)(void *state, hcrt_backend_event_t *start, hcrt_backend_event_t *end,
+                                   float *ms);
+
+    /* ---- kernels ---- */
+
+    /* Element-wise dst[i] = op(dst[i], src[i]) for i < count, both on device `dev`. Every dtype and op
+     * (HCRT_OP_AVG accumulates as HCRT_OP_SUM). f16/bf16 compute in f32. Integer sum/prod wrap. */
+    hcrt_status_t (*reduce)(void *state, int dev, void *dst, const void *src, size_t count,
+                            hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream);
+    /* Element-wise ptr[i] = ptr[i] * factor for i < count. Floating types multiply in the type's
+     * compute precision (f32 for f16/bf16, f64 for f64); integer types multiply in double and truncate
+     * toward zero (so scaling by 1/n is an integer average). */
+    hcrt_status_t (*scale)(void *state, int dev, void *ptr, size_t count, hcrt_dtype_t dtype,
+                           double factor, hcrt_backend_stream_t *stream);
+
+    /* ---- optional: vendor collective fast path among ranks of this backend ----
+     * Present when struct_size covers them and the pointers are non-NULL; the runtime answers
+     * HCRT_ERR_NOT_SUPPORTED otherwise. Ids are made by one rank and broadcast by the runtime. */
+    size_t coll_unique_id_size;
+    hcrt_status_t (*coll_get_unique_id)(void *state, void *id);
+    hcrt_status_t (*coll_init)(void *state, int dev, const void *id, int nranks, int rank,
+                               hcrt_backend_coll_t **coll);
+    hcrt_status_t (*coll_destroy)(void *state, hcrt_backend_coll_t *coll);
+    /* Tears the communicator down without waiting for peers (after a failure elsewhere). */
+    hcrt_status_t (*coll_abort)(void *state, hcrt_backend_coll_t *coll);
+    hcrt_status_t (*coll_allreduce)(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
+                                    size_t count, hcrt_dtype_t dtype, hcrt_op_t op,
+                                    hcrt_backend_stream_t *stream);
+    /* recv holds count elements; send holds count * nranks. */
+    hcrt_status_t (*coll_reduce_scatter)(void *state, hcrt_backend_coll_t *coll, const void *send,
+                                         void *recv, size_t count, hcrt_dtype_t dtype, hcrt_op_t op,
+                                         hcrt_backend_stream_t *stream);
+    /* send holds count elements; recv holds count * nranks. */
+    hcrt_status_t (*coll_allgather)(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
+                                    size_t count, hcrt_dtype_t dtype, hcrt_backend_stream_t *stream);
+    hcrt_status_t (*coll_broadcast)(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
+                                    size_t count, hcrt_dtype_t dtype, int root,
+                                    hcrt_backend_stream_t *stream);
+} hcrt_backend_v1_t;
+
+/* The smallest struct_size a v1 table may have: everything up to and including `scale` is mandatory. */
+#define HCRT_BACKEND_V1_MIN_SIZE (offsetof(hcrt_backend_v1_t, scale) + sizeof(void *))
+
+/* True when the optional op `field` is present in `table` (long enough and non-NULL). */
+#define HCRT_BACKEND_HAS_OP(table, field)                                                            \
+    ((table)->struct_size >= offsetof(hcrt_backend_v1_t, field) + sizeof((table)->field) &&           \
+     (table)->field != NULL)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HCRT_BACKEND_H */

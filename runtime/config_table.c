@@ -1,0 +1,64 @@
+/*
+ * runtime/config_table.c - the one table of every HCRT_* environment variable.
+ *
+ * Each entry gives the name, default, type (which picks the parser and the validation), range or choices,
+ * and a one-sentence help. hcrt_init() parses them all and rejects a bad value by name; hcrt-info prints
+ * the table; docs/configuration.md is checked against it by a unit test. Plugins read their entries
+ * (HCRT_SIM_*) through the services' config_get(), never from the environment.
+ */
+#include "runtime/internal.h"
+
+#define MAXI 9.0e15
+
+const hcrt__config_def_t hcrt__config_table[] = {
+    /* ---- logging ---- */
+    {"HCRT_LOG_LEVEL", "warn", HCRT__CFG_ENUM, 0, 0, "none,error,warn,info,debug,trace",
+     "Most verbose log level printed to stderr."},
+    {"HCRT_LOG_SUBSYS", "", HCRT__CFG_STRING, 0, 0, NULL,
+     "Comma-separated subsystems to log (e.g. loader,coll); empty logs all; a leading ^ excludes them."},
+
+    /* ---- backends and devices ---- */
+    {"HCRT_BACKEND_PATH", "", HCRT__CFG_STRING, 0, 0, NULL,
+     "Colon-separated directories searched for libhcrt-backend-*.so before the install directory."},
+    {"HCRT_BACKENDS", "", HCRT__CFG_STRING, 0, 0, NULL,
+     "Backends to load, e.g. cpu,sim; a leading ^ loads all but those (^hip); empty loads all."},
+    {"HCRT_DEVICE", "", HCRT__CFG_STRING, 0, 0, NULL,
+     "Device for this rank as backend[:index] (sim:1, cpu); empty picks by node-local rank."},
+    {"HCRT_BIND", "none", HCRT__CFG_ENUM, 0, 0, "device,none",
+     "Bind the process to the cores near its device (device) or leave binding alone (none)."},
+
+    /* ---- sim backend ---- */
+    {"HCRT_SIM_DEVICES", "2", HCRT__CFG_INT, 0, 64, NULL, "Number of sim devices per process."},
+    {"HCRT_SIM_MEMORY", "1G", HCRT__CFG_SIZE, 4096, 1099511627776.0, NULL,
+     "Memory capacity of each sim device (bytes, K/M/G suffixes); allocations beyond it fail."},
+    {"HCRT_SIM_SPEED", "1.0", HCRT__CFG_DOUBLE, 0.001, 1000.0, NULL,
+     "Relative speed of sim devices; 0.5 makes their kernels and copies take twice as long."},
+    {"HCRT_SIM_FAULT", "", HCRT__CFG_STRING, 0, 0, NULL,
+     "Sim faults: comma-separated alloc_fail=N, copy_fail=N, lost_after=N (fail the Nth op, or lose the "
+     "device after N ops), optional dev=I to target one device."},
+
+    /* ---- collectives ---- */
+    {"HCRT_ALGO", "auto", HCRT__CFG_ENUM, 0, 0, "auto,ring,rd,shm,hier,mpi",
+     "Force a collective algorithm: ring, rd (recursive doubling), shm, hier, mpi; auto chooses by size."},
+    {"HCRT_TIMEOUT", "300", HCRT__CFG_DOUBLE, 0, 1.0e9, NULL,
+     "Seconds a collective may take before the job is aborted naming the ranks that never arrived; 0 "
+     "disables."},
+    {"HCRT_CHECK_CALLS", "0", HCRT__CFG_BOOL, 0, 0, NULL,
+     "Check that every rank makes the same collective call (op, count, dtype, root) before running it."},
+    {"HCRT_CHUNK_SIZE", "1M", HCRT__CFG_SIZE, 4096, 1073741824.0, NULL,
+     "Pipeline chunk size of ring algorithms and of device-buffer staging."},
+
+    /* ---- checkpoint ---- */
+    {"HCRT_CKPT_KEEP", "2", HCRT__CFG_INT, 1, 1000000, NULL, "Number of newest committed checkpoints kept."},
+    {"HCRT_CKPT_LOCAL_DIR", "/dev/shm/hcrt-ckpt", HCRT__CFG_STRING, 0, 0, NULL,
+     "Node-local fast checkpoint directory; empty disables the node-local level."},
+    {"HCRT_CKPT_PARTNER", "1", HCRT__CFG_BOOL, 0, 0, NULL,
+     "Keep an in-memory copy of each rank's snapshot on a partner rank of another node."},
+
+    /* ---- faults ---- */
+    {"HCRT_FAULT", "", HCRT__CFG_STRING, 0, 0, NULL,
+     "Injected failures for tests, e.g. kill:rank=1:step=3 or hang:rank=2:op=allreduce:seq=5; see "
+     "docs/configuration.md."},
+};
+
+const size_t hcrt__config_table_len = sizeof(hcrt__config_table) / sizeof(hcrt__config_table[0]);

@@ -1,0 +1,228 @@
+/*
+ * runtime/internal.h - what the parts of libhcrt share with each other and never export.
+ *
+ * Names here carry the hcrt__ prefix (internal across files). Collectives and checkpointing include this
+ * header; plugins never do (they see only hcrt/backend.h).
+ */
+#ifndef HCRT_RUNTIME_INTERNAL_H
+#define HCRT_RUNTIME_INTERNAL_H
+
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hcrt/backend.h"
+#include "hcrt/hcrt.h"
+
+/* ---- logging (runtime/log.c) ------------------------------------------------------------------ */
+
+/* The process-wide log threshold, read once at init; checked before any formatting. */
+extern int hcrt__log_threshold;
+
+/* Whether lines of `subsys` at `level` are printed (HCRT_LOG_LEVEL and HCRT_LOG_SUBSYS). */
+bool hcrt__log_enabled(int level, const char *subsys);
+
+/* Prints one line to stderr: "[host:pid:rank] hcrt LEVEL subsys: message". Thread-safe. */
+void hcrt__log_emit(int level, const char *subsys, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void hcrt__log_vemit(int level, const char *subsys, const char *fmt, va_list ap);
+
+/* Sets the rank shown in the [host:pid:rank] tag once it is known (-1 before MPI: shown as "-"). */
+void hcrt__log_set_rank(int rank);
+
+/* (Re)reads HCRT_LOG_LEVEL / HCRT_LOG_SUBSYS from validated config strings. */
+void hcrt__log_configure(const char *level, const char *subsys);
+
+#define HCRT_LOG(level, subsys, ...)                                                                 \
+    do {                                                                                             \
+        if ((int)(level) <= hcrt__log_threshold && hcrt__log_enabled((level), (subsys)))             \
+            hcrt__log_emit((level), (subsys), __VA_ARGS__);                                          \
+    } while (0)
+#define HCRT_ERROR(subsys, ...) HCRT_LOG(HCRT_LOG_ERROR, subsys, __VA_ARGS__)
+#define HCRT_WARN(subsys, ...)  HCRT_LOG(HCRT_LOG_WARN, subsys, __VA_ARGS__)
+#define HCRT_INFO(subsys, ...)  HCRT_LOG(HCRT_LOG_INFO, subsys, __VA_ARGS__)
+#define HCRT_DEBUG(subsys, ...) HCRT_LOG(HCRT_LOG_DEBUG, subsys, __VA_ARGS__)
+#define HCRT_TRACE(subsys, ...) HCRT_LOG(HCRT_LOG_TRACE, subsys, __VA_ARGS__)
+
+/* ---- errors (runtime/error.c) ----------------------------------------------------------------- */
+
+/*
+ * Records the detail of a failure for hcrt_last_error(ctx) on this thread (ctx may be NULL), logs it at
+ * debug level, and returns `status` so callers can write `return hcrt__error(ctx, HCRT_ERR_..., ...)`.
+ */
+hcrt_status_t hcrt__error(const hcrt_context_t *ctx, hcrt_status_t status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Checks a user argument: on failure records "FUNC: argument 'NAME' WHY" and returns INVALID_ARG. */
+#define HCRT_CHECK_ARG(ctx, cond, name, why)                                                         \
+    do {                                                                                             \
+        if (!(cond))                                                                                 \
+            return hcrt__error((ctx), HCRT_ERR_INVALID_ARG, "%s: argument '%s' %s", __func__,       \
+                               (name), (why));                                                       \
+    } while (0)
+
+/* Runs an hcrt call; on failure leaves a debug trail and jumps to `label` with `status` set. */
+#define HCRT_CHECK_GOTO(call, status, label)                                                         \
+    do {                                                                                             \
+        (status) = (call);                                                                           \
+        if ((status) != HCRT_OK) {                                                                   \
+            HCRT_DEBUG("trace", "%s:%d: %s -> %s", __FILE__, __LINE__, #call,                       \
+                       hcrt_status_name(status));                                                    \
+            goto label;                                                                              \
+        }                                                                                            \
+    } while (0)
+
+/* Runs an hcrt call; on failure leaves a debug trail and returns its status. */
+#define HCRT_CHECK(call)                                                                             \
+    do {                                                                                             \
+        hcrt_status_t hcrt_check_status_ = (call);                                                   \
+        if (hcrt_check_status_ != HCRT_OK) {                                                         \
+            HCRT_DEBUG("trace", "%s:%d: %s -> %s", __FILE__, __LINE__, #call,                       \
+                       hcrt_status_name(hcrt_check_status_));                                        \
+            return hcrt_check_status_;                                                               \
+        }                                                                                            \
+    } while (0)
+
+/* ---- configuration (runtime/config.c, table in runtime/config_table.c) ---------------------------- */
+
+typedef enum hcrt__config_type {
+    HCRT__CFG_INT,    /* decimal integer within [min, max] */
+    HCRT__CFG_DOUBLE, /* floating point within [min, max] */
+    HCRT__CFG_BOOL,   /* 0/1, true/false, yes/no, on/off */
+    HCRT__CFG_SIZE,   /* bytes with optional K/M/G/T suffix (powers of 1024) */
+    HCRT__CFG_STRING, /* any string */
+    HCRT__CFG_ENUM    /* one of `choices` (comma-separated) */
+} hcrt__config_type_t;
+
+typedef struct hcrt__config_def {
+    const char *name;
+    const char *def;
+    hcrt__config_type_t type;
+    double min, max;     /* INT/DOUBLE/SIZE range, inclusive */
+    const char *choices; /* ENUM: "ring,rd,shm,hier,auto" */
+    const char *help;
+} hcrt__config_def_t;
+
+extern const hcrt__config_def_t hcrt__config_table[];
+extern const size_t hcrt__config_table_len;
+
+/* Parsed value of one variable. */
+typedef struct hcrt__config_value {
+    char *str; /* the string in effect (env value or default), owned */
+    int64_t i; /* INT, BOOL (0/1), SIZE */
+    double d;  /* DOUBLE (INT and SIZE also mirrored here) */
+    bool is_set;
+} hcrt__config_value_t;
+
+/* Parses one string as `def` says; on failure writes why into err. */
+hcrt_status_t hcrt__config_parse(const hcrt__config_def_t *def, const char *text, hcrt__config_value_t *out,
+                                 char *err, size_t errlen);
+
+/* Index of a variable in the table, or -1. */
+int hcrt__config_index(const char *name);
+
+/* Typed accessors of the context's values. Abort (an invariant) on an unknown name. */
+int64_t hcrt__config_int(const hcrt_context_t *ctx, const char *name);
+double hcrt__config_double(const hcrt_context_t *ctx, const char *name);
+bool hcrt__config_bool(const hcrt_context_t *ctx, const char *name);
+const char *hcrt__config_str(const hcrt_context_t *ctx, const char *name);
+
+/* ---- backends, devices and the context ---------------------------------------------------------- */
+
+typedef struct hcrt__backend {
+    char *name;
+    char *path;
+    void *dl;                      /* dlopen handle; NULL for built-in */
+    const hcrt_backend_v1_t *ops;
+    void *state;                   /* plugin state from init() */
+    hcrt_backend_status_t status;
+    char reason[512];
+    int ndev;
+    int first_device;              /* global index of its device 0 */
+    hcrt_backend_services_t svc;
+    struct hcrt_context *ctx;
+} hcrt__backend_t;
+
+struct hcrt_device {
+    struct hcrt_context *ctx;
+    hcrt__backend_t *be;
+    int index;        /* within backend */
+    int global_index; /* within context */
+    hcrt_backend_device_props_t bprops;
+    int numa_node;
+    char local_cpus[256];
+};
+
+struct hcrt_stream {
+    hcrt_device_t *device;
+    hcrt_backend_stream_t *bs;
+};
+
+struct hcrt_event {
+    hcrt_device_t *device;
+    hcrt_backend_event_t *be;
+};
+
+struct hcrt__topology; /* runtime/topology.c */
+
+struct hcrt_context {
+    uint32_t api_version;
+    uint32_t flags;
+    hcrt__config_value_t *config; /* hcrt__config_table_len entries */
+
+    hcrt__backend_t *backends;
+    int nbackends;
+    hcrt_device_t *devices;
+    int ndevices;
+    hcrt_device_t *selected;
+
+    int rank, size, local_rank, local_size;
+    bool mpi_owned;     /* we called MPI_Init and must finalise */
+    MPI_Comm world;     /* dup of MPI_COMM_WORLD (MPI_COMM_NULL without MPI) */
+    MPI_Comm node;      /* ranks sharing this node (MPI_COMM_NULL without MPI) */
+    char hostname[256];
+
+    struct hcrt__topology *topo;
+    char bound_cpus[256];
+};
+
+/* The built-in cpu backend's table (backends/cpu). */
+extern const hcrt_backend_v1_t hcrt__cpu_backend;
+
+/* Plugin loading (runtime/loader.c): fills ctx->backends; never fails for a broken plugin. */
+hcrt_status_t hcrt__loader_load(hcrt_context_t *ctx, const char *filter);
+void hcrt__loader_unload(hcrt_context_t *ctx);
+
+/* Whether `name` passes an HCRT_BACKENDS filter ("a,b" keeps those; "^a,b" drops those; NULL/"" all). */
+bool hcrt__backend_filter_match(const char *filter, const char *name);
+
+/* Topology (runtime/topology.c). */
+hcrt_status_t hcrt__topology_init(hcrt_context_t *ctx);
+void hcrt__topology_fini(hcrt_context_t *ctx);
+/* Fills numa_node and local_cpus of a device from its PCI bus id. */
+void hcrt__topology_locate_device(hcrt_context_t *ctx, hcrt_device_t *dev);
+/* Binds the process to the device's local cpus. */
+hcrt_status_t hcrt__topology_bind(hcrt_context_t *ctx, const hcrt_device_t *dev);
+
+/* Device choice (runtime/select.c). */
+hcrt_status_t hcrt__select_device(hcrt_context_t *ctx);
+
+/* Copies between any two devices (runtime/memory.c). stream may be NULL. */
+hcrt_status_t hcrt__copy(hcrt_device_t *dst_dev, void *dst, hcrt_device_t *src_dev, const void *src,
+                         size_t bytes);
+
+/* Whether a device is the host (its pointers may be handed to MPI and dereferenced). */
+static inline bool hcrt__device_is_host(const hcrt_device_t *dev)
+{
+    return (dev->bprops.caps & HCRT_CAP_HOST_ADDRESSABLE) != 0;
+}
+
+/* The MPI world communicator of the context (a dup; MPI_COMM_NULL without MPI). */
+static inline MPI_Comm hcrt__context_world(const hcrt_context_t *ctx) { return ctx->world; }
+
+/* Monotonic seconds. */
+double hcrt__now(void);
+
+#endif /* HCRT_RUNTIME_INTERNAL_H */
