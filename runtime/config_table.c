@@ -47,6 +47,9 @@ const hcrt__config_def_t hcrt__config_table[] = {
      "Check that every rank makes the same collective call (op, count, dtype, root) before running it."},
     {"HCRT_CHUNK_SIZE", "1M", HCRT__CFG_SIZE, 4096, 1073741824.0, NULL,
      "Pipeline chunk size of ring algorithms and of device-buffer staging."},
+    {"HCRT_FAKE_NODES", "0", HCRT__CFG_INT, 0, 1024, NULL,
+     "Testing: split each node's ranks into this many fake nodes (consecutive ranks) so hierarchical "
+     "collectives run on one machine; 0 uses the real nodes."},
 
     /* ---- checkpoint ---- */
     {"HCRT_CKPT_KEEP", "2", HCRT__CFG_INT, 1, 1000000, NULL, "Number of newest committed checkpoints kept."},

@@ -120,6 +120,10 @@ typedef struct hcrt__config_value {
 hcrt_status_t hcrt__config_parse(const hcrt__config_def_t *def, const char *text, hcrt__config_value_t *out,
                                  char *err, size_t errlen);
 
+/* Parses the whole table from the environment into ctx->config (hcrt_init); frees it. */
+hcrt_status_t hcrt__config_load(hcrt_context_t *ctx);
+void hcrt__config_free(hcrt_context_t *ctx);
+
 /* Index of a variable in the table, or -1. */
 int hcrt__config_index(const char *name);
 
