@@ -56,6 +56,20 @@ hcrt_status_t hcrt__topology_init(hcrt_context_t *ctx)
      * caches are never looked at. */
     hwloc_topology_set_io_types_filter(t->topo, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
     hwloc_topology_set_icache_types_filter(t->topo, HWLOC_TYPE_FILTER_KEEP_NONE);
+#if HWLOC_API_VERSION >= 0x00020100
+    /* hwloc's vendor components (cuda, nvml, opencl, rsmi, levelzero, gl) would start the vendors'
+     * runtimes inside this process before our plugins do, and that can take seconds on a GPU node; we
+     * locate devices by PCI bus id and need none of them. An absent component is not an error. */
+    static const char *const skip[] = {"cuda", "nvml", "opencl", "rsmi", "levelzero", "gl"};
+    for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
+        (void)hwloc_topology_set_components(t->topo, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, skip[i]);
+#if defined(__linux__)
+    /* On Linux hwloc reads PCI devices and their locality from sysfs by itself. Its libpciaccess
+     * component adds only vendor names, at the cost of parsing pci.ids on every init (and memory that
+     * libpciaccess never frees, which a leak-checking build of every test would report). */
+    (void)hwloc_topology_set_components(t->topo, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, "pci");
+#endif
+#endif
     if (hwloc_topology_load(t->topo) != 0) {
         st = hcrt__error(NULL, HCRT_ERR_INTERNAL, "hcrt_init: hwloc_topology_load failed: %s", strerror(errno));
         goto err_init;
@@ -64,9 +78,8 @@ hcrt_status_t hcrt__topology_init(hcrt_context_t *ctx)
     refresh_binding(ctx);
     HCRT_DEBUG("topo", "topology loaded: %d packages, %d NUMA nodes, %d cores, %d PUs; bound to %s",
                hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_PACKAGE),
-               hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_NUMANODE),
-               hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_CORE), hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_PU),
-               ctx->bound_cpus[0] ? ctx->bound_cpus : "(unknown)");
+               hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_NUMANODE), hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_CORE),
+               hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_PU), ctx->bound_cpus[0] ? ctx->bound_cpus : "(unknown)");
     return HCRT_OK;
 
 err_init:
@@ -108,8 +121,10 @@ void hcrt__topology_locate_device(hcrt_context_t *ctx, hcrt_device_t *dev)
             if (near->nodeset != NULL && hwloc_bitmap_weight(near->nodeset) == 1)
                 dev->numa_node = hwloc_bitmap_first(near->nodeset);
         } else {
-            HCRT_DEBUG("topo", "%s device %d: PCI bus id %s is not in the hwloc topology; treating it as "
-                       "near the whole machine", dev->be->name, dev->index, busid);
+            HCRT_DEBUG("topo",
+                       "%s device %d: PCI bus id %s is not in the hwloc topology; treating it as "
+                       "near the whole machine",
+                       dev->be->name, dev->index, busid);
         }
     }
     cpuset_to_list(cpus, dev->local_cpus, sizeof(dev->local_cpus));
@@ -125,16 +140,18 @@ hcrt_status_t hcrt__topology_bind(hcrt_context_t *ctx, const hcrt_device_t *dev)
     hwloc_bitmap_t set = hwloc_bitmap_alloc();
     if (set == NULL)
         return hcrt__error(ctx, HCRT_ERR_NO_MEMORY, "bind: out of memory");
-    if (dev->local_cpus[0] == '\0' || hwloc_bitmap_list_sscanf(set, dev->local_cpus) != 0 ||
-        hwloc_bitmap_iszero(set)) {
-        st = hcrt__error(ctx, HCRT_ERR_NOT_FOUND, "HCRT_BIND=device: rank %d on %s: the cores near %s device %d "
-                         "are unknown", ctx->rank, ctx->hostname, dev->be->name, dev->index);
+    if (dev->local_cpus[0] == '\0' || hwloc_bitmap_list_sscanf(set, dev->local_cpus) != 0 || hwloc_bitmap_iszero(set)) {
+        st = hcrt__error(ctx, HCRT_ERR_NOT_FOUND,
+                         "HCRT_BIND=device: rank %d on %s: the cores near %s device %d "
+                         "are unknown",
+                         ctx->rank, ctx->hostname, dev->be->name, dev->index);
         goto out;
     }
     if (hwloc_set_cpubind(ctx->topo->topo, set, HWLOC_CPUBIND_PROCESS) != 0) {
-        st = hcrt__error(ctx, HCRT_ERR_INTERNAL, "HCRT_BIND=device: rank %d on %s: binding to cpus %s near %s "
-                         "device %d failed: %s", ctx->rank, ctx->hostname, dev->local_cpus, dev->be->name,
-                         dev->index, strerror(errno));
+        st = hcrt__error(ctx, HCRT_ERR_INTERNAL,
+                         "HCRT_BIND=device: rank %d on %s: binding to cpus %s near %s "
+                         "device %d failed: %s",
+                         ctx->rank, ctx->hostname, dev->local_cpus, dev->be->name, dev->index, strerror(errno));
         goto out;
     }
     refresh_binding(ctx);
