@@ -1,11 +1,8 @@
 /*
  * tests/unit/test_host_kernels.c - the host reduction and scale kernels (backends/common/host_kernels.c)
- * against references written independently here, in float64 and exact integer arithmetic.
- *
- * Floating results are compared bit for bit, not within a tolerance: f16/bf16 compute in f32 and round
- * once more, and because f32 carries at least 2p+2 bits of an f16 (p = 11) or bf16 (p = 8) significand,
- * that double rounding of a sum or product equals rounding the exact result once (Figueroa's theorem),
- * which is what the float64 reference does. Integers are compared exactly, wraparound included.
+ * against the independent float64 and exact-integer references of tests/common/kernel_ref.h: every
+ * dtype x op, counts 0/1/odd, unaligned buffers, the aliasing forms of reduce3, integer wraparound, NaN
+ * in min/max, f16/bf16 conversion edge cases (every tie, subnormals, overflow, NaN) and scale.
  */
 #include <math.h>
 #include <stdint.h>
@@ -14,233 +11,8 @@
 #include <string.h>
 
 #include "backends/common/host_kernels.h"
+#include "kernel_ref.h"
 #include "test.h"
-
-static const hcrt_dtype_t all_dtypes[] = {HCRT_I8, HCRT_U8, HCRT_I32, HCRT_U32, HCRT_I64,
-                                          HCRT_U64, HCRT_F16, HCRT_BF16, HCRT_F32, HCRT_F64};
-static const char *dtype_names[] = {"i8", "u8", "i32", "u32", "i64", "u64", "f16", "bf16", "f32", "f64"};
-static const char *op_names[] = {"sum", "prod", "min", "max", "avg"};
-
-static size_t esize(hcrt_dtype_t t)
-{
-    static const size_t s[] = {1, 1, 4, 4, 8, 8, 2, 2, 4, 8};
-    return s[t];
-}
-
-/* ---- independent references ---------------------------------------------------------------------- */
-
-/* Exact value of a binary16. */
-static double ref_f16_decode(uint16_t h)
-{
-    const int e = (h >> 10) & 0x1F, m = h & 0x3FF;
-    const double sign = (h & 0x8000) ? -1.0 : 1.0;
-    if (e == 0)
-        return sign * ldexp(m, -24);
-    if (e == 31)
-        return m ? NAN : sign * INFINITY;
-    return sign * ldexp(1024 + m, e - 25);
-}
-
-static double ref_bf16_decode(uint16_t h)
-{
-    const uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof(f));
-    return f;
-}
-
-/*
- * Rounds x to nearest-even in a binary format with `p` significand bits, minimum normal exponent emin
- * and maximum finite exponent emax, and returns the encoded bits (sign | exponent | mantissa) with
- * `ebits` exponent bits. NaN gives the format's quiet NaN with x's sign (the kernels keep the sign).
- */
-static uint32_t ref_encode(double x, int p, int emin, int emax, int ebits)
-{
-    const uint32_t sign = signbit(x) ? 1u << (p - 1 + ebits) : 0;
-    const uint32_t exp_all = (1u << ebits) - 1;
-    if (isnan(x))
-        return sign | (exp_all << (p - 1)) | (1u << (p - 2));
-    double ax = fabs(x);
-    if (isinf(ax))
-        return sign | (exp_all << (p - 1));
-    if (ax == 0)
-        return sign;
-    int k;
-    frexp(ax, &k); /* ax = m * 2^k, m in [0.5, 1): exponent e = k - 1 */
-    int e = k - 1;
-    if (e < emin)
-        e = emin;
-    const double quantum = ldexp(1.0, e - (p - 1));
-    const double r = nearbyint(ax / quantum); /* default rounding mode: ties to even */
-    const double v = r * quantum;
-    if (v >= ldexp(1.0, emax + 1))
-        return sign | (exp_all << (p - 1));
-    if (v < ldexp(1.0, emin)) /* subnormal (or zero) */
-        return sign | (uint32_t)(v / ldexp(1.0, emin - (p - 1)));
-    frexp(v, &k);
-    e = k - 1;
-    const uint32_t mant = (uint32_t)(v / ldexp(1.0, e - (p - 1))) - (1u << (p - 1));
-    return sign | ((uint32_t)(e - emin + 1) << (p - 1)) | mant;
-}
-
-static uint16_t ref_f16_encode(double x) { return (uint16_t)ref_encode(x, 11, -14, 15, 5); }
-static uint16_t ref_bf16_encode(double x) { return (uint16_t)ref_encode(x, 8, -126, 127, 8); }
-
-/* ---- element access ---------------------------------------------------------------------------- */
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-/* Raw bits of element i (unaligned-safe). */
-static uint64_t get_bits(const void *buf, size_t i, hcrt_dtype_t t)
-{
-    uint64_t v = 0;
-    memcpy(&v, (const char *)buf + i * esize(t), esize(t));
-    return v;
-}
-
-static void put_bits(void *buf, size_t i, hcrt_dtype_t t, uint64_t v)
-{
-    memcpy((char *)buf + i * esize(t), &v, esize(t));
-}
-
-static bool is_float(hcrt_dtype_t t) { return t >= HCRT_F16; }
-
-/* Value of a floating element as a double. */
-static double get_float(const void *buf, size_t i, hcrt_dtype_t t)
-{
-    const uint64_t b = get_bits(buf, i, t);
-    switch (t) {
-    case HCRT_F16: return ref_f16_decode((uint16_t)b);
-    case HCRT_BF16: return ref_bf16_decode((uint16_t)b);
-    case HCRT_F32: {
-        float f;
-        uint32_t u = (uint32_t)b;
-        memcpy(&f, &u, 4);
-        return f;
-    }
-    default: {
-        double d;
-        memcpy(&d, &b, 8);
-        return d;
-    }
-    }
-}
-
-/* Encodes a double into the floating type, rounding correctly once. */
-static uint64_t encode_float(double x, hcrt_dtype_t t)
-{
-    switch (t) {
-    case HCRT_F16: return ref_f16_encode(x);
-    case HCRT_BF16: return ref_bf16_encode(x);
-    case HCRT_F32: {
-        float f = (float)x;
-        uint32_t u;
-        memcpy(&u, &f, 4);
-        return u;
-    }
-    default: {
-        uint64_t u;
-        memcpy(&u, &x, 8);
-        return u;
-    }
-    }
-}
-
-/* Sign-extended integer value of an element of a signed type. */
-static int64_t get_signed(const void *buf, size_t i, hcrt_dtype_t t)
-{
-    const uint64_t b = get_bits(buf, i, t);
-    switch (t) {
-    case HCRT_I8: return (int8_t)(uint8_t)b;
-    case HCRT_I32: return (int32_t)(uint32_t)b;
-    default: return (int64_t)b;
-    }
-}
-
-static bool is_signed_int(hcrt_dtype_t t) { return t == HCRT_I8 || t == HCRT_I32 || t == HCRT_I64; }
-
-static uint64_t mask_of(hcrt_dtype_t t) { return esize(t) == 8 ? ~0ull : (1ull << (8 * esize(t))) - 1; }
-
-/* Random element: integers over the full range (so sums and products wrap), floats mostly moderate with
- * a sprinkling of specials. */
-static uint64_t random_elem(hcrt_dtype_t t)
-{
-    if (!is_float(t))
-        return rnd() & mask_of(t);
-    const uint64_t r = rnd();
-    double x;
-    switch (r % 16) {
-    case 0: x = 0.0; break;
-    case 1: x = -0.0; break;
-    case 2: x = ldexp((double)(r >> 40) + 1, -40 - (int)(r >> 60)); break; /* tiny */
-    default: x = ((double)(int64_t)(r >> 11) / 9007199254740992.0 - 0.5) * 64.0; break;
-    }
-    if (t == HCRT_F64) {
-        uint64_t u;
-        memcpy(&u, &x, 8);
-        return u;
-    }
-    return encode_float(x, t);
-}
-
-/* The reference of op(x, y) on elements given as bits. */
-static uint64_t ref_op(uint64_t xb, uint64_t yb, hcrt_dtype_t t, hcrt_op_t op)
-{
-    if (!is_float(t)) {
-        const uint64_t m = mask_of(t);
-        switch (op) {
-        case HCRT_OP_SUM:
-        case HCRT_OP_AVG: return (xb + yb) & m;
-        case HCRT_OP_PROD: return (xb * yb) & m;
-        default: break;
-        }
-        bool y_less;
-        if (is_signed_int(t)) {
-            int64_t x, y;
-            uint64_t bx = xb, by = yb;
-            x = get_signed(&bx, 0, t);
-            y = get_signed(&by, 0, t);
-            y_less = y < x;
-        } else {
-            y_less = yb < xb;
-        }
-        if (op == HCRT_OP_MIN)
-            return y_less ? yb : xb;
-        return (!y_less && xb != yb) ? yb : xb;
-    }
-    uint64_t bx = xb, by = yb;
-    const double x = get_float(&bx, 0, t), y = get_float(&by, 0, t);
-    double r;
-    switch (op) {
-    case HCRT_OP_SUM:
-    case HCRT_OP_AVG: r = x + y; break;
-    case HCRT_OP_PROD: r = x * y; break;
-    case HCRT_OP_MIN: r = isnan(x) ? x : isnan(y) ? y : (y < x ? y : x); break;
-    default: r = isnan(x) ? x : isnan(y) ? y : (y > x ? y : x); break;
-    }
-    if (t == HCRT_F64 && !isnan(r))
-        return encode_float(r, t);
-    if (isnan(r))
-        return UINT64_MAX; /* any NaN */
-    return encode_float(r, t);
-}
-
-/* Whether element bits `got` match the reference `want` (UINT64_MAX: any NaN). */
-static bool same(uint64_t got, uint64_t want, hcrt_dtype_t t)
-{
-    if (want == UINT64_MAX) {
-        uint64_t b = got;
-        return isnan(get_float(&b, 0, t));
-    }
-    return got == want;
-}
 
 /* ---- tests --------------------------------------------------------------------------------------- */
 
@@ -288,13 +60,13 @@ static void test_reduce_all(void)
                     /* reduce3 with dst aliasing b: dst = op(a, dst) keeps the operand order */
                     memcpy(d2, b, n * es);
                     CHECK(hcrt__host_reduce3(d2, a, d2, n, t, (hcrt_op_t)op) == HCRT_OK);
-                    CHECK_MSG(memcmp(d2, d, n * es) == 0, "reduce3(dst==b) differs for %s %s n=%zu",
-                              dtype_names[t], op_names[op], n);
+                    CHECK_MSG(memcmp(d2, d, n * es) == 0, "reduce3(dst==b) differs for %s %s n=%zu", dtype_names[t],
+                              op_names[op], n);
                     /* reduce3 with dst aliasing a */
                     memcpy(d2, a, n * es);
                     CHECK(hcrt__host_reduce3(d2, d2, b, n, t, (hcrt_op_t)op) == HCRT_OK);
-                    CHECK_MSG(memcmp(d2, d, n * es) == 0, "reduce3(dst==a) differs for %s %s n=%zu",
-                              dtype_names[t], op_names[op], n);
+                    CHECK_MSG(memcmp(d2, d, n * es) == 0, "reduce3(dst==a) differs for %s %s n=%zu", dtype_names[t],
+                              op_names[op], n);
                     free(d2);
                     free(ra);
                     free(rb);
@@ -365,7 +137,7 @@ static void test_conversions(void)
     for (uint32_t h = 0; h < 65536; h++) {
         const double want = ref_f16_decode((uint16_t)h);
         const float got = hcrt__f16_to_f32((uint16_t)h);
-        if (isnan(want) ? !isnan(got) : (double)got != want || signbit(got) != signbit(want)) {
+        if (isnan(want) ? !isnan(got) : ((double)got != want || !signbit(got) != !signbit(want))) {
             if (bad++ < 3)
                 CHECK_MSG(0, "f16 %04x widened to %a, want %a", h, (double)got, want);
         }
@@ -376,7 +148,8 @@ static void test_conversions(void)
     /* Around every positive half: the value itself, the midpoint to the next half (a tie), and the
      * floats just either side of that midpoint. */
     for (uint32_t h = 0; h < 0x7C00; h++) {
-        const double lo = ref_f16_decode((uint16_t)h), hi = h + 1 == 0x7C00 ? 65536.0 : ref_f16_decode((uint16_t)(h + 1));
+        const double lo = ref_f16_decode((uint16_t)h),
+                     hi = h + 1 == 0x7C00 ? 65536.0 : ref_f16_decode((uint16_t)(h + 1));
         const float mid = (float)((lo + hi) / 2); /* exact: halves have 11 bits */
         const float probes[] = {mid, nextafterf(mid, 0), nextafterf(mid, INFINITY), -mid};
         for (int k = 0; k < 4; k++) {
@@ -451,17 +224,28 @@ static void test_scale(void)
                         v = trunc(v * f);
                         double lo, hi;
                         switch (t) {
-                        case HCRT_I8: lo = -128, hi = 127; break;
-                        case HCRT_U8: lo = 0, hi = 255; break;
-                        case HCRT_I32: lo = -2147483648.0, hi = 2147483647.0; break;
-                        case HCRT_U32: lo = 0, hi = 4294967295.0; break;
-                        default: lo = hi = 0; break;
+                        case HCRT_I8:
+                            lo = -128, hi = 127;
+                            break;
+                        case HCRT_U8:
+                            lo = 0, hi = 255;
+                            break;
+                        case HCRT_I32:
+                            lo = -2147483648.0, hi = 2147483647.0;
+                            break;
+                        case HCRT_U32:
+                            lo = 0, hi = 4294967295.0;
+                            break;
+                        default:
+                            lo = hi = 0;
+                            break;
                         }
                         if (esize(t) == 8) {
                             /* 64-bit: compare through int64/uint64 conversions with saturation */
                             if (t == HCRT_I64)
-                                want = v >= 0x1p63 ? (uint64_t)INT64_MAX : v <= -0x1p63 ? (uint64_t)INT64_MIN
-                                                                                      : (uint64_t)(int64_t)v;
+                                want = v >= 0x1p63    ? (uint64_t)INT64_MAX
+                                       : v <= -0x1p63 ? (uint64_t)INT64_MIN
+                                                      : (uint64_t)(int64_t)v;
                             else
                                 want = v >= 0x1p64 ? UINT64_MAX : v <= 0 ? 0 : (uint64_t)v;
                         } else {
@@ -508,13 +292,57 @@ static void test_bad_args(void)
     CHECK(hcrt__host_scale(NULL, 0, HCRT_F32, 2.0) == HCRT_OK);
 }
 
+/* The f16 kernels have a portable path and, where the CPU has F16C, a faster one: on random bit patterns
+ * (NaNs, infinities, subnormals included) both must give the same bits for every op and for scale. */
+static void test_f16_paths_agree(void)
+{
+    const size_t n = 4099;
+    uint16_t *a = malloc(n * 2), *b = malloc(n * 2), *r1 = malloc(n * 2), *r2 = malloc(n * 2);
+    for (size_t i = 0; i < n; i++) {
+        a[i] = (uint16_t)rnd();
+        b[i] = (uint16_t)(i % 5 == 0 ? 0x7C00 + (rnd() & 0x3FF) : rnd()); /* more NaN/inf */
+    }
+    for (int op = 0; op <= HCRT_OP_COUNT; op++) { /* op == HCRT_OP_COUNT: scale */
+        hcrt__host_kernels_force_portable(true);
+        if (op < HCRT_OP_COUNT) {
+            CHECK(hcrt__host_reduce3(r1, a, b, n, HCRT_F16, (hcrt_op_t)op) == HCRT_OK);
+        } else {
+            memcpy(r1, a, n * 2);
+            CHECK(hcrt__host_scale(r1, n, HCRT_F16, -0.3) == HCRT_OK);
+        }
+        hcrt__host_kernels_force_portable(false);
+        if (op < HCRT_OP_COUNT) {
+            CHECK(hcrt__host_reduce3(r2, a, b, n, HCRT_F16, (hcrt_op_t)op) == HCRT_OK);
+        } else {
+            memcpy(r2, a, n * 2);
+            CHECK(hcrt__host_scale(r2, n, HCRT_F16, -0.3) == HCRT_OK);
+        }
+        size_t first = n;
+        for (size_t i = 0; i < n && first == n; i++)
+            if (r1[i] != r2[i])
+                first = i;
+        CHECK_MSG(first == n, "f16 %s: portable and F16C paths differ at %zu: %04x %04x -> %04x vs %04x",
+                  op < HCRT_OP_COUNT ? op_names[op] : "scale", first, a[first], b[first], r1[first], r2[first]);
+    }
+    free(a);
+    free(b);
+    free(r1);
+    free(r2);
+}
+
 int main(void)
 {
-    test_reduce_all();
-    test_integer_edges();
-    test_nan_minmax();
+    /* Everything twice: with the kernels the CPU selects, then with the portable f16 code forced. */
+    for (int portable = 0; portable < 2; portable++) {
+        hcrt__host_kernels_force_portable(portable);
+        test_reduce_all();
+        test_integer_edges();
+        test_nan_minmax();
+        test_scale();
+        test_bad_args();
+    }
+    hcrt__host_kernels_force_portable(false);
     test_conversions();
-    test_scale();
-    test_bad_args();
+    test_f16_paths_agree();
     TEST_DONE();
 }

@@ -1,0 +1,76 @@
+/*
+ * backends/sim/sim.h - what the files of the sim backend plugin share.
+ *
+ * The sim backend emulates accelerators inside the process: N devices, each with a fixed memory capacity
+ * whose addresses the host cannot dereference, a speed factor that stretches its kernels and copies, and
+ * injectable faults. It exists so that every path of hcrt that handles device memory, slow devices and
+ * device failures can be tested on a machine without accelerators.
+ */
+#ifndef HCRT_SIM_H
+#define HCRT_SIM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hcrt/backend.h"
+
+/* ---- device heap (sim_heap.c) ------------------------------------------------------------------ */
+
+/* Allocation granularity and alignment of device memory. */
+#define SIM_ALIGN 256
+
+typedef struct sim_block {
+    size_t off;  /* offset from the start of the device's range */
+    size_t size; /* bytes the block spans (a multiple of SIM_ALIGN) */
+    size_t req;  /* bytes the user asked for (0 for a free block) */
+    bool used;
+} sim_block_t;
+
+/*
+ * One device's memory: `reserve` is an address range mapped PROT_NONE that device pointers point into
+ * (so the host faults on them); `storage` is the readable mapping of the same size that holds the bytes.
+ * A device pointer p stands for storage + (p - reserve). Blocks tile [0, capacity) in address order.
+ */
+typedef struct sim_heap {
+    char *reserve;
+    char *storage;
+    size_t capacity; /* usable bytes (HCRT_SIM_MEMORY) */
+    size_t mapped;   /* bytes mapped for each of reserve and storage (page multiple) */
+    sim_block_t *blocks;
+    size_t nblocks, cap;
+    size_t used; /* bytes of used blocks */
+} sim_heap_t;
+
+/* Maps the two ranges. HCRT_ERR_NO_MEMORY with the reason in err when the kernel refuses. */
+hcrt_status_t sim_heap_init(sim_heap_t *h, size_t capacity, char *err, size_t errlen);
+void sim_heap_fini(sim_heap_t *h);
+/* The heap functions below are not thread-safe: the caller holds the device's lock. */
+/* First fit, SIM_ALIGN aligned. HCRT_ERR_DEVICE_OOM when no free block is large enough. */
+hcrt_status_t sim_heap_alloc(sim_heap_t *h, size_t bytes, void **ptr);
+/* Faults in the storage pages behind a fresh allocation, so that, as with real device memory, the first
+ * copy into it runs at full speed (first touch costs ~14.5 us per page here). Needs no lock. */
+void sim_heap_populate(const sim_heap_t *h, const void *ptr, size_t bytes);
+/* HCRT_ERR_INVALID_ARG unless ptr is the start of a used block. */
+hcrt_status_t sim_heap_free(sim_heap_t *h, void *ptr);
+/* The storage address behind [ptr, ptr+bytes) if that range lies inside one live allocation; else NULL. */
+void *sim_heap_translate(const sim_heap_t *h, const void *ptr, size_t bytes);
+/* Whether ptr lies anywhere in the device's reserved range (live or not). Lock-free: the range is fixed. */
+bool sim_heap_in_range(const sim_heap_t *h, const void *ptr);
+
+/* ---- injected faults (sim_fault.c) --------------------------------------------------------------- */
+
+typedef struct sim_fault {
+    uint64_t alloc_fail; /* the Nth allocation fails (1-based); 0: never */
+    uint64_t copy_fail;  /* the Nth copy fails (1-based); 0: never */
+    uint64_t lost_after; /* the device is lost after this many ops, when has_lost */
+    bool has_lost;
+    int dev; /* the device the faults apply to; -1: every device */
+} sim_fault_t;
+
+/* Parses HCRT_SIM_FAULT ("alloc_fail=N,copy_fail=N,lost_after=N,dev=I"; "" for none). HCRT_ERR_CONFIG
+ * with the reason in err on a malformed value or a dev outside [0, ndev). */
+hcrt_status_t sim_fault_parse(const char *text, int ndev, sim_fault_t *fault, char *err, size_t errlen);
+
+#endif /* HCRT_SIM_H */
