@@ -1,0 +1,53 @@
+/*
+ * backends/cuda/cuda_table.c - the cuda plugin's exported table (hcrt/backend.h, ABI v1).
+ *
+ * The ops are the shared GPU implementation (gpu_*.c) built against the CUDA runtime; the vendor
+ * collective entries are filled only when the plugin was built with NCCL, and otherwise left NULL so the
+ * runtime answers HCRT_ERR_NOT_SUPPORTED.
+ */
+#include "gpu_plugin.h"
+
+#ifdef HCRT_HAVE_NCCL
+#include <nccl.h>
+#endif
+
+HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
+    .struct_size = sizeof(hcrt_backend_v1_t),
+    .abi_version = HCRT_BACKEND_ABI_VERSION,
+    .name = "cuda",
+    .init = hcrt_gpu_init,
+    .finalize = hcrt_gpu_finalize,
+    .last_error = hcrt_gpu_last_error,
+    .device_count = hcrt_gpu_device_count,
+    .device_props = hcrt_gpu_device_props,
+    .health = hcrt_gpu_health,
+    .mem_alloc = hcrt_gpu_mem_alloc,
+    .mem_free = hcrt_gpu_mem_free,
+    .host_alloc = hcrt_gpu_host_alloc,
+    .host_free = hcrt_gpu_host_free,
+    .memset = hcrt_gpu_memset,
+    .memcpy = hcrt_gpu_memcpy,
+    .memcpy_peer = hcrt_gpu_memcpy_peer,
+    .stream_create = hcrt_gpu_stream_create,
+    .stream_destroy = hcrt_gpu_stream_destroy,
+    .stream_sync = hcrt_gpu_stream_sync,
+    .event_create = hcrt_gpu_event_create,
+    .event_destroy = hcrt_gpu_event_destroy,
+    .event_record = hcrt_gpu_event_record,
+    .event_sync = hcrt_gpu_event_sync,
+    .event_query = hcrt_gpu_event_query,
+    .event_elapsed = hcrt_gpu_event_elapsed,
+    .reduce = hcrt_gpu_reduce,
+    .scale = hcrt_gpu_scale,
+#ifdef HCRT_HAVE_NCCL
+    .coll_unique_id_size = NCCL_UNIQUE_ID_BYTES,
+    .coll_get_unique_id = hcrt_cuda_coll_get_unique_id,
+    .coll_init = hcrt_cuda_coll_init,
+    .coll_destroy = hcrt_cuda_coll_destroy,
+    .coll_abort = hcrt_cuda_coll_abort,
+    .coll_allreduce = hcrt_cuda_coll_allreduce,
+    .coll_reduce_scatter = hcrt_cuda_coll_reduce_scatter,
+    .coll_allgather = hcrt_cuda_coll_allgather,
+    .coll_broadcast = hcrt_cuda_coll_broadcast,
+#endif
+};

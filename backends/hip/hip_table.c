@@ -1,0 +1,38 @@
+/*
+ * backends/hip/hip_table.c - the hip plugin's exported table (hcrt/backend.h, ABI v1).
+ *
+ * The ops are the shared GPU implementation (backends/cuda/gpu_*.c) built against the HIP runtime.
+ * Debian has no RCCL, so the vendor collective entries stay NULL and the runtime answers
+ * HCRT_ERR_NOT_SUPPORTED for them (and never reports HCRT_CAP_VENDOR_COLL for a hip device).
+ */
+#include "gpu_plugin.h"
+
+HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
+    .struct_size = sizeof(hcrt_backend_v1_t),
+    .abi_version = HCRT_BACKEND_ABI_VERSION,
+    .name = "hip",
+    .init = hcrt_gpu_init,
+    .finalize = hcrt_gpu_finalize,
+    .last_error = hcrt_gpu_last_error,
+    .device_count = hcrt_gpu_device_count,
+    .device_props = hcrt_gpu_device_props,
+    .health = hcrt_gpu_health,
+    .mem_alloc = hcrt_gpu_mem_alloc,
+    .mem_free = hcrt_gpu_mem_free,
+    .host_alloc = hcrt_gpu_host_alloc,
+    .host_free = hcrt_gpu_host_free,
+    .memset = hcrt_gpu_memset,
+    .memcpy = hcrt_gpu_memcpy,
+    .memcpy_peer = hcrt_gpu_memcpy_peer,
+    .stream_create = hcrt_gpu_stream_create,
+    .stream_destroy = hcrt_gpu_stream_destroy,
+    .stream_sync = hcrt_gpu_stream_sync,
+    .event_create = hcrt_gpu_event_create,
+    .event_destroy = hcrt_gpu_event_destroy,
+    .event_record = hcrt_gpu_event_record,
+    .event_sync = hcrt_gpu_event_sync,
+    .event_query = hcrt_gpu_event_query,
+    .event_elapsed = hcrt_gpu_event_elapsed,
+    .reduce = hcrt_gpu_reduce,
+    .scale = hcrt_gpu_scale,
+};
