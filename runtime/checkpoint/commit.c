@@ -1,0 +1,482 @@
+/*
+ * runtime/checkpoint/commit.c - save, wait and test: the commit protocol.
+ *
+ *   save():   snapshot into the pool (snapshot.c), start the writer thread (persist.c) and the partner
+ *             exchange (partner.c), return.
+ *   progress: once this rank's file is durable, each rank sends rank 0 a descriptor of what it wrote
+ *             (a partial manifest: its shards and their chunk checksums, or the error that stopped it);
+ *             rank 0 merges them into the manifest, checks it as any reader would (every tensor tiled
+ *             exactly), writes manifest.json.tmp, fsyncs, renames it to manifest.json and fsyncs the
+ *             directory: from that rename on the step is committed. Rank 0 then broadcasts its verdict
+ *             and garbage-collects.
+ *
+ * The agreement is made of nonblocking MPI collectives (Igather, Igatherv, Ibcast) advanced by wait(),
+ * test() and the next save(), all in the application thread, so test() never blocks on another rank.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/checkpoint/ckpt_internal.h"
+#include "runtime/fault/fault.h"
+
+/* This rank's descriptor: a partial manifest, or "E" and the error text when persisting failed. */
+static char *build_descriptor(hcrt_ckpt_t *ck, hcrt_status_t persisted)
+{
+    if (persisted != HCRT_OK) {
+        size_t len = strlen(ck->job_err) + 64;
+        char *d = malloc(len);
+        if (d)
+            snprintf(d, len, "E%s: %s", hcrt_status_name(persisted), ck->job_err);
+        return d;
+    }
+    hcrt__ckpt_manifest_t m;
+    hcrt__ckpt_rank_t r;
+    memset(&m, 0, sizeof(m));
+    memset(&r, 0, sizeof(r));
+    m.version = HCRT__CKPT_FORMAT_VERSION;
+    m.step = ck->step;
+    m.world_size = ck->size;
+    snprintf(m.time, sizeof(m.time), "-");
+    snprintf(m.partner_mode, sizeof(m.partner_mode), "%s", ck->partner_mode);
+    r.rank = ck->rank;
+    snprintf(r.host, sizeof(r.host), "%s", ck->ctx->hostname);
+    for (int i = 0; i < ck->nentries; i++) {
+        const char *be = hcrt_device_backend(ck->entries[i].buf.device);
+        if (be == NULL || strstr(r.backends, be) != NULL)
+            continue;
+        size_t used = strlen(r.backends);
+        snprintf(r.backends + used, sizeof(r.backends) - used, "%s%s", used ? "," : "", be);
+    }
+    hcrt__ckpt_file_name(r.file, sizeof(r.file), ck->rank);
+    r.bytes = ck->file_bytes;
+    r.partner = ck->partner_of ? ck->partner_of[ck->rank] : -1;
+    m.nranks = 1;
+    m.ranks = &r;
+    m.ntensors = ck->nentries;
+    m.tensors = calloc((size_t)ck->nentries + 1, sizeof(*m.tensors));
+    hcrt__ckpt_shard_t *shards = calloc((size_t)ck->nentries + 1, sizeof(*shards));
+    char *out = NULL;
+    if (m.tensors == NULL || shards == NULL)
+        goto done;
+    for (int i = 0; i < ck->nentries; i++) {
+        const hcrt__ckpt_entry_t *e = &ck->entries[i];
+        hcrt__ckpt_tensor_t *t = &m.tensors[i];
+        t->name = (char *)e->name;
+        t->dtype = e->buf.dtype;
+        t->ndims = e->ndims;
+        memcpy(t->shape, e->shape, sizeof(t->shape));
+        t->replicated = e->replicated;
+        t->row_bytes = e->row_bytes;
+        /* A shard of no rows holds nothing to find; leaving it out keeps the tiling check simple. */
+        if (e->written && (e->rows > 0 || e->replicated)) {
+            hcrt__ckpt_shard_t *s = &shards[i];
+            s->rank = ck->rank;
+            s->offset = e->pool_offset;
+            s->row_offset = e->row_offset;
+            s->rows = e->rows;
+            s->bytes = e->bytes;
+            s->chunk_size = HCRT__CKPT_CHUNK;
+            s->nchunks = e->nchunks;
+            s->sums = e->sums;
+            t->shards = s;
+            t->nshards = 1;
+        }
+    }
+    out = hcrt__manifest_serialize(&m);
+done:
+    free(m.tensors);
+    free(shards);
+    return out;
+}
+
+static void verdict(hcrt__ckpt_verdict_t *v, hcrt_status_t st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void verdict(hcrt__ckpt_verdict_t *v, hcrt_status_t st, const char *fmt, ...)
+{
+    va_list ap;
+    v->status = st;
+    va_start(ap, fmt);
+    vsnprintf(v->msg, sizeof(v->msg), fmt, ap);
+    va_end(ap);
+}
+
+static bool same_tensor(const hcrt__ckpt_tensor_t *a, const hcrt__ckpt_tensor_t *b)
+{
+    return a->dtype == b->dtype && a->ndims == b->ndims && a->replicated == b->replicated &&
+           memcmp(a->shape, b->shape, sizeof(a->shape[0]) * (size_t)a->ndims) == 0;
+}
+
+/* Rank 0: merges the descriptors into the manifest and commits it. Fills ck->verdict. */
+static void commit_step(hcrt_ckpt_t *ck)
+{
+    hcrt__ckpt_verdict_t *v = &ck->verdict;
+    hcrt__ckpt_manifest_t *d = calloc((size_t)ck->size, sizeof(*d));
+    hcrt__ckpt_manifest_t m, check;
+    char err[1024], stepdir[4096];
+    char *text = NULL;
+    int ok = 0;
+
+    memset(&m, 0, sizeof(m));
+    memset(v, 0, sizeof(*v));
+    if (d == NULL) {
+        verdict(v, HCRT_ERR_NO_MEMORY, "rank 0: out of memory");
+        return;
+    }
+    for (int i = 0; i < ck->size; i++, ok++) {
+        const char *txt = ck->all + ck->displs[i];
+        size_t len = (size_t)ck->lens[i];
+        if (len > 0 && txt[0] == 'E') {
+            verdict(v, HCRT_ERR_IO, "rank %d could not persist its data: %.*s", i, (int)(len - 1), txt + 1);
+            goto out;
+        }
+        if (hcrt__manifest_parse(txt, len, "descriptor", HCRT__MANIFEST_PARTIAL, &d[i], err, sizeof(err)) != HCRT_OK) {
+            verdict(v, HCRT_ERR_INTERNAL, "rank %d sent a bad descriptor: %s", i, err);
+            goto out;
+        }
+        if (d[i].nranks != 1 || d[i].ranks[0].rank != i || d[i].step != ck->step || d[i].world_size != ck->size) {
+            verdict(v, HCRT_ERR_MISMATCH, "rank %d saved step %lld, rank 0 step %lld (every rank must save the "
+                    "same step)", i, (long long)d[i].step, (long long)ck->step);
+            goto out;
+        }
+        if (d[i].ntensors != d[0].ntensors) {
+            verdict(v, HCRT_ERR_MISMATCH, "rank %d registered %d tensors, rank 0 registered %d", i,
+                    d[i].ntensors, d[0].ntensors);
+            goto out;
+        }
+    }
+    m.version = HCRT__CKPT_FORMAT_VERSION;
+    m.step = ck->step;
+    m.world_size = ck->size;
+    m.time_unix = (int64_t)time(NULL);
+    struct tm tmv;
+    time_t now = (time_t)m.time_unix;
+    gmtime_r(&now, &tmv);
+    strftime(m.time, sizeof(m.time), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    snprintf(m.partner_mode, sizeof(m.partner_mode), "%s", ck->partner_mode);
+    m.nranks = ck->size;
+    m.ranks = calloc((size_t)ck->size, sizeof(*m.ranks));
+    m.ntensors = d[0].ntensors;
+    m.tensors = calloc((size_t)m.ntensors + 1, sizeof(*m.tensors));
+    if (m.ranks == NULL || m.tensors == NULL) {
+        verdict(v, HCRT_ERR_NO_MEMORY, "rank 0: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < ck->size; i++)
+        m.ranks[i] = d[i].ranks[0];
+    for (int t = 0; t < m.ntensors; t++) {
+        hcrt__ckpt_tensor_t *mt = &m.tensors[t];
+        *mt = d[0].tensors[t];
+        mt->name = d[0].tensors[t].name; /* borrowed from d[0] */
+        mt->shards = calloc((size_t)ck->size + 1, sizeof(*mt->shards));
+        mt->nshards = 0;
+        if (mt->shards == NULL) {
+            verdict(v, HCRT_ERR_NO_MEMORY, "rank 0: out of memory");
+            goto out;
+        }
+        for (int i = 0; i < ck->size; i++) {
+            const hcrt__ckpt_tensor_t *dt = hcrt__manifest_find(&d[i], mt->name);
+            if (dt == NULL || !same_tensor(dt, mt)) {
+                verdict(v, HCRT_ERR_MISMATCH, "tensor '%s': rank %d %s", mt->name, i,
+                        dt ? "registered it with another dtype, shape or sharding than rank 0"
+                           : "did not register it");
+                goto out;
+            }
+            for (int s = 0; s < dt->nshards; s++)
+                mt->shards[mt->nshards++] = dt->shards[s]; /* sums borrowed from d[i] */
+        }
+    }
+    m.meta = ck->meta;
+    m.meta_len = ck->meta_len;
+    text = hcrt__manifest_serialize(&m);
+    if (text == NULL) {
+        verdict(v, HCRT_ERR_NO_MEMORY, "rank 0: out of memory writing the manifest");
+        goto out;
+    }
+    /* Read it back exactly as a restore will: shards that overlap or leave rows uncovered are the
+     * application's registration error, and must never be committed. */
+    if (hcrt__manifest_parse(text, strlen(text), "(new manifest)", HCRT__MANIFEST_FULL, &check, err, sizeof(err)) != HCRT_OK) {
+        verdict(v, HCRT_ERR_MISMATCH, "the ranks' registrations do not form a valid checkpoint: %s", err);
+        goto out;
+    }
+    hcrt__manifest_free(&check);
+    hcrt__ckpt_step_path(stepdir, sizeof(stepdir), ck->dir, ck->step);
+    {
+        char path[4096 + 32];
+        snprintf(path, sizeof(path), "%s/%s", stepdir, HCRT__CKPT_MANIFEST_TMP);
+        FILE *f = fopen(path, "we");
+        size_t len = strlen(text);
+        if (f == NULL || fwrite(text, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+            verdict(v, HCRT_ERR_IO, "rank 0 cannot write %s: %s", path, strerror(errno));
+            if (f)
+                fclose(f);
+            goto out;
+        }
+        fclose(f);
+        /* A kill here leaves manifest.json.tmp: the step stays uncommitted. */
+        hcrt__fault_hit(ck->ctx, "ckpt", "before_rename", ck->step);
+        char final[4096 + 32];
+        snprintf(final, sizeof(final), "%s/%s", stepdir, HCRT__CKPT_MANIFEST);
+        if (rename(path, final) != 0) {
+            verdict(v, HCRT_ERR_IO, "rank 0 cannot rename %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (hcrt__fsync_dir(stepdir, err, sizeof(err)) != HCRT_OK) {
+            verdict(v, HCRT_ERR_IO, "rank 0: %s", err);
+            goto out;
+        }
+    }
+    verdict(v, HCRT_OK, "committed");
+out:
+    free(text);
+    if (m.tensors)
+        for (int t = 0; t < m.ntensors; t++)
+            free(m.tensors[t].shards);
+    free(m.tensors);
+    free(m.ranks);
+    for (int i = 0; i < ok && i < ck->size; i++)
+        hcrt__manifest_free(&d[i]);
+    free(d);
+}
+
+/* Tests or waits for ck->req. */
+static hcrt_status_t req_progress(hcrt_ckpt_t *ck, bool block, bool *complete, const char *what)
+{
+    int flag = 0, rc;
+    char err[MPI_MAX_ERROR_STRING];
+    if (block) {
+        rc = MPI_Wait(&ck->req, MPI_STATUS_IGNORE);
+        flag = 1;
+    } else {
+        rc = MPI_Test(&ck->req, &flag, MPI_STATUS_IGNORE);
+    }
+    if (rc != MPI_SUCCESS)
+        return hcrt__error(ck->ctx, HCRT_ERR_MPI, "checkpoint step %lld: %s failed on rank %d: %s",
+                           (long long)ck->step, what, ck->rank, hcrt__ckpt_mpi_error(rc, err, sizeof(err)));
+    *complete = flag != 0;
+    return HCRT_OK;
+}
+
+static hcrt_status_t post_gather(hcrt_ckpt_t *ck)
+{
+    int rc;
+    free(ck->desc);
+    ck->desc = build_descriptor(ck, ck->job_status);
+    if (ck->desc == NULL)
+        ck->desc = strdup("EERR_NO_MEMORY: out of memory building the descriptor");
+    if (ck->desc == NULL)
+        return hcrt__error(ck->ctx, HCRT_ERR_NO_MEMORY, "checkpoint: out of memory");
+    ck->desc_len = (int)strlen(ck->desc);
+    if (ck->rank == 0 && ck->lens == NULL) {
+        ck->lens = calloc((size_t)ck->size, sizeof(int));
+        ck->displs = calloc((size_t)ck->size, sizeof(int));
+        if (ck->lens == NULL || ck->displs == NULL)
+            return hcrt__error(ck->ctx, HCRT_ERR_NO_MEMORY, "checkpoint: out of memory");
+    }
+    if (ck->comm == MPI_COMM_NULL) {
+        ck->lens[0] = ck->desc_len;
+        ck->req = MPI_REQUEST_NULL;
+        return HCRT_OK;
+    }
+    rc = MPI_Igather(&ck->desc_len, 1, MPI_INT, ck->lens, 1, MPI_INT, 0, ck->comm, &ck->req);
+    if (rc != MPI_SUCCESS)
+        return hcrt__error(ck->ctx, HCRT_ERR_MPI, "checkpoint step %lld: MPI_Igather failed", (long long)ck->step);
+    return HCRT_OK;
+}
+
+static hcrt_status_t post_gatherv(hcrt_ckpt_t *ck)
+{
+    if (ck->rank == 0) {
+        size_t total = 0;
+        for (int i = 0; i < ck->size; i++) {
+            ck->displs[i] = (int)total;
+            total += (size_t)ck->lens[i];
+        }
+        if (total > INT32_MAX)
+            return hcrt__error(ck->ctx, HCRT_ERR_INTERNAL, "checkpoint: descriptors exceed 2 GiB");
+        free(ck->all);
+        ck->all = malloc(total + 1);
+        if (ck->all == NULL)
+            return hcrt__error(ck->ctx, HCRT_ERR_NO_MEMORY, "checkpoint: out of memory");
+    }
+    if (ck->comm == MPI_COMM_NULL) {
+        memcpy(ck->all, ck->desc, (size_t)ck->desc_len);
+        ck->req = MPI_REQUEST_NULL;
+        return HCRT_OK;
+    }
+    int rc = MPI_Igatherv(ck->desc, ck->desc_len, MPI_CHAR, ck->all, ck->lens, ck->displs, MPI_CHAR, 0,
+                          ck->comm, &ck->req);
+    if (rc != MPI_SUCCESS)
+        return hcrt__error(ck->ctx, HCRT_ERR_MPI, "checkpoint step %lld: MPI_Igatherv failed", (long long)ck->step);
+    return HCRT_OK;
+}
+
+static hcrt_status_t post_bcast(hcrt_ckpt_t *ck)
+{
+    if (ck->rank == 0)
+        commit_step(ck);
+    if (ck->comm == MPI_COMM_NULL) {
+        ck->req = MPI_REQUEST_NULL;
+        return HCRT_OK;
+    }
+    int rc = MPI_Ibcast(&ck->verdict, (int)sizeof(ck->verdict), MPI_BYTE, 0, ck->comm, &ck->req);
+    if (rc != MPI_SUCCESS)
+        return hcrt__error(ck->ctx, HCRT_ERR_MPI, "checkpoint step %lld: MPI_Ibcast failed", (long long)ck->step);
+    return HCRT_OK;
+}
+
+static void finish(hcrt_ckpt_t *ck)
+{
+    ck->verdict.msg[sizeof(ck->verdict.msg) - 1] = '\0';
+    ck->state = CKPT_IDLE;
+    ck->result = (hcrt_status_t)ck->verdict.status;
+    if (ck->result == HCRT_OK) {
+        ck->last_committed = ck->step;
+        ck->held_step = ck->held_pending;
+        HCRT_INFO(CKPT_SUBSYS, "step %lld committed (%.3f s after save)", (long long)ck->step,
+                  hcrt__now() - ck->t_save_start);
+        hcrt__ckpt_gc_start(ck, ck->step);
+    } else {
+        /* A step that failed may be saved again. */
+        ck->last_step = ck->last_committed;
+        ck->held_step = -1;
+        snprintf(ck->result_msg, sizeof(ck->result_msg), "checkpoint step %lld was not committed: %.900s",
+                 (long long)ck->step, ck->verdict.msg);
+        if (ck->rank == 0)
+            HCRT_ERROR(CKPT_SUBSYS, "%s", ck->result_msg);
+    }
+}
+
+hcrt_status_t hcrt__ckpt_progress(hcrt_ckpt_t *ck, bool block, bool *done)
+{
+    bool complete;
+    hcrt_status_t st;
+    *done = false;
+    for (;;) {
+        switch (ck->state) {
+        case CKPT_IDLE:
+            *done = true;
+            return HCRT_OK;
+        case CKPT_PERSISTING:
+            if (!hcrt__ckpt_persist_done(ck, block))
+                return HCRT_OK;
+            /* This rank's file is durable (or failed); a kill here precedes any agreement. */
+            hcrt__fault_hit(ck->ctx, "ckpt", "before_agree", ck->step);
+            HCRT_CHECK(post_gather(ck));
+            ck->state = CKPT_GATHER_LEN;
+            break;
+        case CKPT_GATHER_LEN:
+            if (ck->req != MPI_REQUEST_NULL) {
+                HCRT_CHECK(req_progress(ck, block, &complete, "MPI_Igather"));
+                if (!complete)
+                    return HCRT_OK;
+            }
+            HCRT_CHECK(post_gatherv(ck));
+            ck->state = CKPT_GATHER;
+            break;
+        case CKPT_GATHER:
+            if (ck->req != MPI_REQUEST_NULL) {
+                HCRT_CHECK(req_progress(ck, block, &complete, "MPI_Igatherv"));
+                if (!complete)
+                    return HCRT_OK;
+            }
+            HCRT_CHECK(post_bcast(ck));
+            ck->state = CKPT_BCAST;
+            break;
+        case CKPT_BCAST:
+            if (ck->req != MPI_REQUEST_NULL) {
+                HCRT_CHECK(req_progress(ck, block, &complete, "MPI_Ibcast"));
+                if (!complete)
+                    return HCRT_OK;
+            }
+            st = hcrt__ckpt_partner_progress(ck, block, &complete);
+            if (st != HCRT_OK)
+                return st;
+            if (!complete)
+                return HCRT_OK;
+            finish(ck);
+            *done = true;
+            return HCRT_OK;
+        }
+    }
+}
+
+/* Hands out the result of the finished save once. */
+static hcrt_status_t take_result(hcrt_ckpt_t *ck, const char *fn)
+{
+    hcrt_status_t st = ck->result;
+    ck->result = HCRT_OK;
+    if (st != HCRT_OK)
+        return hcrt__error(ck->ctx, st, "%s: %s", fn, ck->result_msg);
+    return HCRT_OK;
+}
+
+hcrt_status_t hcrt_ckpt_wait(hcrt_ckpt_t *ck)
+{
+    bool done;
+    HCRT_CHECK_ARG(NULL, ck != NULL, "ck", "is NULL");
+    HCRT_CHECK(hcrt__ckpt_progress(ck, true, &done));
+    return take_result(ck, __func__);
+}
+
+hcrt_status_t hcrt_ckpt_test(hcrt_ckpt_t *ck, bool *done)
+{
+    bool d;
+    HCRT_CHECK_ARG(NULL, ck != NULL, "ck", "is NULL");
+    HCRT_CHECK_ARG(ck->ctx, done != NULL, "done", "is NULL");
+    HCRT_CHECK(hcrt__ckpt_progress(ck, false, &d));
+    *done = d;
+    return d ? take_result(ck, __func__) : HCRT_OK;
+}
+
+hcrt_status_t hcrt_ckpt_save(hcrt_ckpt_t *ck, int64_t step, const void *meta, size_t meta_len)
+{
+    bool done;
+    HCRT_CHECK_ARG(NULL, ck != NULL, "ck", "is NULL");
+    hcrt_context_t *ctx = ck->ctx;
+    HCRT_CHECK_ARG(ctx, step >= 0, "step", "is negative");
+    HCRT_CHECK_ARG(ctx, meta != NULL || meta_len == 0, "meta", "is NULL with meta_len > 0");
+    HCRT_CHECK_ARG(ctx, meta_len <= HCRT__CKPT_META_MAX, "meta_len", "is above 64 MiB");
+    if (ck->nentries == 0)
+        return hcrt__error(ctx, HCRT_ERR_STATE, "hcrt_ckpt_save: no tensor registered");
+
+    if (ck->state != CKPT_IDLE) {
+        HCRT_CHECK(hcrt__ckpt_progress(ck, ck->busy == HCRT_CKPT_WAIT, &done));
+        if (!done)
+            return hcrt__error(ctx, HCRT_ERR_BUSY, "hcrt_ckpt_save: step %lld: the save of step %lld is still "
+                               "persisting (params.busy is HCRT_CKPT_REFUSE)", (long long)step, (long long)ck->step);
+    }
+    HCRT_CHECK(take_result(ck, __func__));
+    if (step <= ck->last_step)
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_ckpt_save: argument 'step' (%lld) is not above the "
+                           "previous save's step %lld", (long long)step, (long long)ck->last_step);
+
+    ck->t_save_start = hcrt__now();
+    HCRT_CHECK(hcrt__ckpt_layout(ck));
+    HCRT_CHECK(hcrt__ckpt_snapshot(ck, step));
+    if (meta_len > ck->meta_cap) {
+        unsigned char *m = realloc(ck->meta, meta_len);
+        if (m == NULL)
+            return hcrt__error(ctx, HCRT_ERR_NO_MEMORY, "hcrt_ckpt_save: out of memory for %zu bytes of metadata",
+                               meta_len);
+        ck->meta = m;
+        ck->meta_cap = meta_len;
+    }
+    if (meta_len)
+        memcpy(ck->meta, meta, meta_len);
+    ck->meta_len = meta_len;
+    ck->step = step;
+    ck->last_step = step;
+    ck->state = CKPT_PERSISTING;
+    hcrt__ckpt_persist_start(ck);
+    hcrt_status_t st = hcrt__ckpt_partner_post(ck, step);
+    if (st != HCRT_OK)
+        HCRT_WARN(CKPT_SUBSYS, "step %lld: no partner copy: %s", (long long)step, hcrt_last_error(ctx));
+    HCRT_DEBUG(CKPT_SUBSYS, "step %lld: snapshot of %llu bytes taken in %.6f s", (long long)step,
+               (unsigned long long)ck->file_bytes, hcrt__now() - ck->t_save_start);
+    return HCRT_OK;
+}
