@@ -297,6 +297,12 @@ typedef struct hcrt_topology_info {
 /* Machine summary from hwloc; strings live as long as the context. */
 HCRT_EXPORT hcrt_status_t hcrt_topology_get_info(const hcrt_context_t *ctx, hcrt_topology_info_t *info);
 
+/* Checkpoint-restart (hcrt/ckpt.h). */
+#include "hcrt/ckpt.h"
+
+/* Communicators and collectives (hcrt/comm.h). */
+#include "hcrt/comm.h"
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,339 @@
+/*
+ * collectives/coll.h - what the files of the collectives share.
+ *
+ * Every operation is compiled into a schedule (sched.c): a list of rounds, each a list of steps. Local
+ * steps (copy, reduce, scale, shared-memory flag stores, enqueued device copies) run in order when their
+ * round starts; pollable steps (MPI requests, shared-memory flag waits, device events) are started then
+ * and tested until they complete; a round ends when all of its pollable steps have. The same schedule
+ * runs to completion in a blocking call (with the deadline checked while it polls) or is advanced by
+ * hcrt_request_test/wait for a nonblocking one, so there is one implementation of each algorithm.
+ */
+#ifndef HCRT_COLL_H
+#define HCRT_COLL_H
+
+#include <stdatomic.h>
+
+#include "hcrt/comm.h"
+#include "runtime/internal.h"
+
+#define COLL_SUBSYS "coll"
+
+/* ---- schedules (sched.c) ------------------------------------------------------------------------ */
+
+typedef enum hcrt__step_kind {
+    HCRT__STEP_SEND,     /* pollable: MPI_Isend(src, bytes) to peer */
+    HCRT__STEP_RECV,     /* pollable: MPI_Irecv(dst, bytes) from peer */
+    HCRT__STEP_MPI,      /* pollable: a nonblocking MPI collective started by start_mpi() */
+    HCRT__STEP_COPY,     /* local: memcpy(dst, src, bytes) on host memory (value 1: streaming stores) */
+    HCRT__STEP_REDUCE3,  /* local: dst = op(src, src2), count elements */
+    HCRT__STEP_SCALE,    /* local: dst *= factor, count elements */
+    HCRT__STEP_SHM_POST, /* local: store value into this rank's flag `flag` (release) */
+    HCRT__STEP_SHM_WAIT, /* pollable: node ranks [peer, peer + bytes) (bytes 0: all) have flag >= value */
+    HCRT__STEP_DCOPY,    /* local: enqueue an async device copy on the stage's stream, record event `flag`
+                          * (peer 1: copy synchronously instead, for small messages) */
+    HCRT__STEP_EVENT,    /* pollable: the stage's event `ev` completed */
+} hcrt__step_kind_t;
+
+struct hcrt__sched;
+struct hcrt__stage;
+typedef int (*hcrt__start_mpi_fn)(struct hcrt__sched *s, void *arg, MPI_Request *req);
+
+typedef struct hcrt__step {
+    hcrt__step_kind_t kind;
+    int peer;           /* SEND/RECV: rank in `mpi`; SHM_WAIT: first node rank */
+    int flag;           /* SHM_*: which flag; DCOPY/EVENT: event slot */
+    MPI_Comm mpi;       /* SEND/RECV */
+    void *dst;
+    const void *src;
+    const void *src2;
+    size_t bytes;       /* SEND/RECV/COPY/DCOPY bytes; REDUCE3/SCALE: element count */
+    uint64_t value;     /* SHM_*: flag value; DCOPY: 1 = H2D, 0 = D2H */
+    double factor;      /* SCALE */
+    hcrt__start_mpi_fn start_mpi;
+    void *arg;
+} hcrt__step_t;
+
+typedef struct hcrt__sched {
+    struct hcrt_comm *comm;
+    hcrt_dtype_t dtype;
+    hcrt_op_t op;
+    int tag;
+    hcrt__step_t *steps;
+    size_t nsteps, cap;
+    size_t *round_end; /* round r holds steps [round_end[r-1], round_end[r]) */
+    size_t nrounds, rcap;
+    /* progress state */
+    size_t round;      /* current round (nrounds when done) */
+    bool started;      /* the current round's steps were started */
+    MPI_Request *reqs; /* one per step of the current round (MPI_REQUEST_NULL when not MPI) */
+    size_t reqcap;
+    bool *pending;     /* per step of the current round: still to complete */
+    size_t pendcap;
+    struct hcrt__stage *stage; /* device staging resources, when the op stages */
+    bool stream_out;   /* results are large: write them with streaming stores (copy.c) */
+    bool sync_copies;  /* device copies are small: do them synchronously, no stream or event */
+    void **owned;      /* memory freed with the schedule (argument copies) */
+    size_t nowned, owncap;
+    hcrt_status_t status;
+} hcrt__sched_t;
+
+void hcrt__sched_init(hcrt__sched_t *s, struct hcrt_comm *comm, hcrt_dtype_t dtype, hcrt_op_t op, int tag);
+void hcrt__sched_fini(hcrt__sched_t *s);
+/* Appends a step to the current (last) round. */
+hcrt_status_t hcrt__sched_add(hcrt__sched_t *s, const hcrt__step_t *step);
+/* Closes the current round; the next step opens a new one. Empty rounds are dropped. */
+hcrt_status_t hcrt__sched_round(hcrt__sched_t *s);
+hcrt_status_t hcrt__sched_send(hcrt__sched_t *s, MPI_Comm mpi, int peer, const void *buf, size_t bytes);
+hcrt_status_t hcrt__sched_recv(hcrt__sched_t *s, MPI_Comm mpi, int peer, void *buf, size_t bytes);
+hcrt_status_t hcrt__sched_copy(hcrt__sched_t *s, void *dst, const void *src, size_t bytes);
+/* A copy to memory nobody reads soon (the caller's result): streaming stores skip the cache. */
+hcrt_status_t hcrt__sched_copy_out(hcrt__sched_t *s, void *dst, const void *src, size_t bytes);
+void hcrt__copy_stream(void *dst, const void *src, size_t n);
+hcrt_status_t hcrt__sched_reduce3(hcrt__sched_t *s, void *dst, const void *a, const void *b, size_t count);
+hcrt_status_t hcrt__sched_scale(hcrt__sched_t *s, void *buf, size_t count, double factor);
+hcrt_status_t hcrt__sched_mpi(hcrt__sched_t *s, hcrt__start_mpi_fn fn, void *arg);
+/* Keeps `p` (malloc'd) until the schedule is freed. */
+hcrt_status_t hcrt__sched_own(hcrt__sched_t *s, void *p);
+
+/* When all the current round still waits for is device events, one of them (else NULL): a blocking
+ * caller may sleep in hcrt_event_sync() instead of polling, leaving the core to the device's worker. */
+hcrt_event_t *hcrt__sched_only_events(const hcrt__sched_t *s);
+
+/*
+ * Appends nsub schedules to dst so that they run staggered: round t of dst holds round t - k*offset of
+ * schedule k. Pipelines segments whose steps touch disjoint memory (their own buffers and scratch);
+ * messages between a pair of ranks are posted in the same order on both sides, so one tag serves all.
+ */
+hcrt_status_t hcrt__sched_merge(hcrt__sched_t *dst, hcrt__sched_t *subs, size_t nsub, size_t offset);
+
+/* Advances the schedule as far as it goes without blocking; *done when it completed. */
+hcrt_status_t hcrt__sched_progress(hcrt__sched_t *s, bool *done);
+
+/* ---- scratch and staging memory (pool.c) ---------------------------------------------------------- */
+
+/* A persistent, pre-touched buffer of a communicator: host memory (device NULL) or pinned host memory
+ * of a device. Buffers are kept after use and handed out again: first touch is slow on these machines. */
+typedef struct hcrt__block {
+    struct hcrt__block *next;
+    hcrt_device_t *device;
+    void *ptr;
+    size_t size;
+    bool in_use;
+} hcrt__block_t;
+
+hcrt_status_t hcrt__pool_get(struct hcrt_comm *comm, hcrt_device_t *device, size_t bytes, hcrt__block_t **out);
+void hcrt__pool_put(hcrt__block_t *b);
+void hcrt__pool_free_all(struct hcrt_comm *comm);
+
+/* Device staging resources: a stream of the device and events (stage.c). */
+#define HCRT__STAGE_EVENTS 4
+typedef struct hcrt__stage {
+    struct hcrt__stage *next;
+    hcrt_device_t *device;
+    hcrt_stream_t *stream;
+    hcrt_event_t *ev[HCRT__STAGE_EVENTS];
+    bool in_use;
+} hcrt__stage_t;
+
+/* Whether MPI can take memory of dev directly (host memory, or a device-aware MPI for its backend). */
+bool hcrt__mpi_takes(const hcrt_device_t *dev);
+hcrt_status_t hcrt__stage_get(struct hcrt_comm *comm, hcrt_device_t *device, hcrt__stage_t **out);
+void hcrt__stage_put(hcrt__stage_t *st);
+void hcrt__stage_free_all(struct hcrt_comm *comm);
+/* Schedule steps: enqueue a copy between device memory and host memory, recording event `ev`. */
+hcrt_status_t hcrt__sched_d2h(hcrt__sched_t *s, void *host, const void *dev, size_t bytes, int ev);
+hcrt_status_t hcrt__sched_h2d(hcrt__sched_t *s, void *dev, const void *host, size_t bytes, int ev);
+hcrt_status_t hcrt__sched_event(hcrt__sched_t *s, int ev);
+
+/* ---- shared memory (shm.c) -------------------------------------------------------------------------- */
+
+/* Per-rank control line in the node window. */
+#define HCRT__FLAG_ARRIVE 0
+#define HCRT__FLAG_DONE 1
+#define HCRT__FLAGS 2
+typedef struct hcrt__shm_ctl {
+    _Atomic uint64_t flag[HCRT__FLAGS];
+    _Atomic uint64_t entered; /* sequence number of the last collective this rank entered */
+    _Atomic int64_t pid;
+    char pad[64 - 4 * sizeof(uint64_t)];
+} hcrt__shm_ctl_t;
+
+typedef struct hcrt__shm {
+    MPI_Win win;
+    size_t chunk;         /* bytes of each of a rank's two input and two result areas */
+    size_t small;         /* bytes of each of the two small areas */
+    unsigned char **seg;  /* base of each node rank's segment */
+    hcrt__shm_ctl_t **ctl;
+    uint64_t gen;         /* synchronisation epochs used so far (identical on the node's ranks) */
+} hcrt__shm_t;
+
+/* Layout of one rank's segment. */
+#define HCRT__SHM_CTL_BYTES 4096
+static inline unsigned char *hcrt__shm_small(const hcrt__shm_t *m, int r, int parity)
+{
+    return m->seg[r] + HCRT__SHM_CTL_BYTES + (size_t)parity * m->small;
+}
+/* Input and result areas come in pairs used by epoch parity, so that a device can copy the next chunk
+ * in (and the previous one out) while the current one is reduced. */
+static inline unsigned char *hcrt__shm_in(const hcrt__shm_t *m, int r, uint64_t gen)
+{
+    return m->seg[r] + HCRT__SHM_CTL_BYTES + 2 * m->small + (size_t)(gen & 1) * m->chunk;
+}
+static inline unsigned char *hcrt__shm_res(const hcrt__shm_t *m, int r, uint64_t gen)
+{
+    return m->seg[r] + HCRT__SHM_CTL_BYTES + 2 * m->small + (size_t)(2 + (gen & 1)) * m->chunk;
+}
+
+hcrt_status_t hcrt__shm_create(struct hcrt_comm *comm);
+void hcrt__shm_destroy(struct hcrt_comm *comm);
+hcrt_status_t hcrt__sched_shm_post(hcrt__sched_t *s, int flag, uint64_t value);
+hcrt_status_t hcrt__sched_shm_wait(hcrt__sched_t *s, int flag, uint64_t value);
+/* Waits for one node rank's flag only. */
+hcrt_status_t hcrt__sched_shm_wait_one(hcrt__sched_t *s, int flag, uint64_t value, int node_rank);
+/* True when the flags of node ranks [first, first + count) (count 0: all) are at least value (a poll). */
+bool hcrt__shm_ready(const struct hcrt_comm *comm, int flag, uint64_t value, int first, int count);
+
+/* ---- communicators (comm.c) -------------------------------------------------------------------------- */
+
+typedef struct hcrt__rank_wire {
+    char host[64];
+    char backend[16];
+    int32_t device_index;
+    int32_t node_leader; /* comm rank of the lowest rank of its node */
+    double speed;
+    int64_t pid;
+} hcrt__rank_wire_t;
+
+typedef struct hcrt__op_kind_s hcrt__op_kind_t;
+struct hcrt_request;
+
+struct hcrt_comm {
+    hcrt_context_t *ctx;
+    MPI_Comm mpi;      /* collectives (a private dup); MPI_COMM_NULL without MPI */
+    MPI_Comm p2p;      /* hcrt_comm_send/recv (another dup, so user tags never meet collective tags) */
+    MPI_Comm node;     /* this rank's node (possibly a fake node, HCRT_FAKE_NODES) */
+    MPI_Comm leaders;  /* node leaders (MPI_COMM_NULL on other ranks) */
+    int rank, size;
+    int node_rank, node_size, node_index, node_count;
+    int *node_of;      /* node index of each rank */
+    int *node_ranks;   /* comm ranks of this node, by node rank */
+    hcrt__rank_wire_t *info;
+    uint64_t seq;      /* collectives entered so far */
+    hcrt__shm_t shm;
+    bool has_shm;
+    hcrt__block_t *pool;
+    hcrt__stage_t *stages;
+    struct hcrt_request *active; /* outstanding nonblocking requests, oldest first */
+    void *vendor;                /* vendor fast path state (vendor.c), or NULL */
+    int algo;                    /* HCRT_ALGO as hcrt__algo_t */
+    double timeout;
+    bool check_calls;
+    size_t chunk;                /* HCRT_CHUNK_SIZE */
+};
+
+typedef enum hcrt__algo { HCRT__ALGO_AUTO, HCRT__ALGO_RING, HCRT__ALGO_RD, HCRT__ALGO_SHM, HCRT__ALGO_HIER,
+                          HCRT__ALGO_MPI } hcrt__algo_t;
+
+/* Tags: collective traffic uses tag = seq modulo this (every op on a communicator has its own). */
+#define HCRT__TAG_SPAN 16384
+
+/* ---- operation descriptions and dispatch (ops.c, algorithms in ring.c, rd.c, shm.c, hier.c) ----------- */
+
+typedef enum hcrt__coll {
+    HCRT__COLL_ALLREDUCE, HCRT__COLL_REDUCE, HCRT__COLL_BROADCAST, HCRT__COLL_ALLGATHER,
+    HCRT__COLL_ALLGATHERV, HCRT__COLL_REDUCE_SCATTER, HCRT__COLL_ALLTOALL, HCRT__COLL_ALLTOALLV,
+    HCRT__COLL_GATHER, HCRT__COLL_SCATTER, HCRT__COLL_BARRIER, HCRT__COLL_COUNT
+} hcrt__coll_t;
+
+const char *hcrt__coll_name(hcrt__coll_t c);
+
+/* One call, as the algorithms see it (host pointers: device buffers were staged already). */
+typedef struct hcrt__args {
+    hcrt__coll_t coll;
+    const void *send; /* NULL-free: in place is resolved (send == recv where the op allows) */
+    void *recv;
+    size_t count;
+    hcrt_dtype_t dtype;
+    hcrt_op_t op;
+    int root;
+    const size_t *counts, *displs, *scounts, *sdispls;
+    hcrt_device_t *device; /* the caller's device, NULL for host */
+    bool blocking;
+} hcrt__args_t;
+
+/* The ranks a point-to-point algorithm runs over: the communicator, or its node leaders (hier.c). */
+typedef struct hcrt__group {
+    MPI_Comm mpi;
+    int rank, size;
+} hcrt__group_t;
+
+/* Algorithms: each appends rounds to s that perform the operation on host buffers, in place on buf.
+ * tmp is scratch of one message: the whole buffer (rd) or one ring block (ring). */
+hcrt_status_t hcrt__rd_allreduce(hcrt__sched_t *s, const hcrt__group_t *g, void *buf, size_t count, void *tmp);
+hcrt_status_t hcrt__ring_allreduce(hcrt__sched_t *s, const hcrt__group_t *g, void *buf, size_t count, void *tmp);
+hcrt_status_t hcrt__ring_reduce_scatter(hcrt__sched_t *s, const hcrt__group_t *g, void *buf, size_t blockcount,
+                                        void *tmp);
+hcrt_status_t hcrt__ring_allgather(hcrt__sched_t *s, const hcrt__group_t *g, void *buf, size_t blockbytes);
+hcrt_status_t hcrt__tree_broadcast(hcrt__sched_t *s, const hcrt__group_t *g, void *buf, size_t bytes, int root);
+hcrt_status_t hcrt__dissem_barrier(hcrt__sched_t *s, const hcrt__group_t *g);
+/* Shared-memory algorithms over the node's ranks (shm.c). */
+hcrt_status_t hcrt__shm_allreduce(hcrt__sched_t *s, const void *send, void *recv, size_t count);
+hcrt_status_t hcrt__shm_broadcast(hcrt__sched_t *s, void *buf, size_t bytes, int root);
+hcrt_status_t hcrt__shm_barrier(hcrt__sched_t *s);
+/* One segment larger than the small areas, on device memory, copied by the device itself. */
+hcrt_status_t hcrt__shm_allreduce_dev(hcrt__sched_t *s, const void *send, void *recv, size_t count, double scale);
+/* Node step, leaders across nodes, node step (hier.c). tmp: one segment. */
+hcrt_status_t hcrt__hier_allreduce(hcrt__sched_t *s, const void *send, void *recv, size_t count, void *tmp);
+
+/* Largest message of recursive doubling (bytes); larger segments use the ring. */
+#define HCRT__RD_MAX_BYTES (64 * 1024)
+
+/* ---- deadlines, checks, faults (deadline.c, check.c, fault.c) ------------------------------------------ */
+
+/* Marks entry into collective number seq (side channel read by peers on timeout). */
+void hcrt__deadline_enter(struct hcrt_comm *comm, uint64_t seq);
+/* Reports the ranks that had not entered call `seq` (or, for point-to-point, the peer) and aborts the
+ * job with HCRT_EXIT_TIMEOUT (never returns). peer is -1 for collectives. */
+_Noreturn void hcrt__deadline_expired(struct hcrt_comm *comm, const char *opname, uint64_t seq, size_t bytes,
+                                      double waited, int peer);
+/* Checks liveness of node peers that are behind; aborts with HCRT_EXIT_PEER_DEAD when one died. */
+void hcrt__deadline_check_peers(struct hcrt_comm *comm, const char *opname, uint64_t seq);
+
+hcrt_status_t hcrt__check_call(struct hcrt_comm *comm, const char *func, const hcrt__args_t *a, uint64_t seq);
+
+/* Applies HCRT_FAULT entries meant for collective `opname` number `seq` of this rank (may not return). */
+void hcrt__coll_fault(struct hcrt_comm *comm, const char *opname, uint64_t seq);
+
+/* Runs a schedule to completion (blocking), progressing the communicator's requests and enforcing the
+ * deadline. */
+hcrt_status_t hcrt__run_blocking(struct hcrt_comm *comm, hcrt__sched_t *s, const char *opname, uint64_t seq,
+                                 size_t bytes);
+/* Polls until every node rank's flag reaches value (deadline enforced), for inline fast paths. */
+void hcrt__wait_flags(struct hcrt_comm *comm, int flag, uint64_t value, const char *opname, uint64_t seq,
+                      size_t bytes);
+/* A blocking host allreduce that fits the small areas, run inline without a schedule (shm.c). */
+hcrt_status_t hcrt__shm_allreduce_small_now(struct hcrt_comm *comm, const hcrt__args_t *a, uint64_t seq);
+/* Runs the call on a fast path if one applies (build.c); HCRT_ERR_NOT_SUPPORTED otherwise. */
+hcrt_status_t hcrt__fast_path(struct hcrt_comm *comm, const hcrt__args_t *a, uint64_t seq);
+
+/* Progresses every outstanding request of comm once. */
+void hcrt__progress_requests(struct hcrt_comm *comm);
+
+/* Hands a built schedule to a new request and starts it (progress.c). */
+hcrt_status_t hcrt__request_start(struct hcrt_comm *comm, hcrt__sched_t *s, hcrt__block_t **blocks, int nblocks,
+                                  const char *name, uint64_t seq, size_t bytes, hcrt_request_t **req);
+
+/* Builds the schedule of one call (build.c); staging included. */
+hcrt_status_t hcrt__build(struct hcrt_comm *comm, const hcrt__args_t *a, hcrt__sched_t *s,
+                          hcrt__block_t **blocks, int *nblocks);
+
+/* Vendor fast path (vendor.c): HCRT_OK when done by the backend, HCRT_ERR_NOT_SUPPORTED to fall back. */
+hcrt_status_t hcrt__vendor_allreduce(struct hcrt_comm *comm, const hcrt__args_t *a);
+void hcrt__vendor_destroy(struct hcrt_comm *comm);
+/* Decides at creation whether comm may use the vendor path (sets comm->vendor). */
+void hcrt__vendor_setup(struct hcrt_comm *comm);
+
+/* Relaxes a polling loop: spins briefly, then yields the core (ranks may outnumber cores). */
+void hcrt__poll_relax(unsigned *spins);
+
+#endif /* HCRT_COLL_H */

@@ -1,0 +1,24 @@
+/*
+ * tools/hcrt-bench/main.c - hcrt-bench: collective benchmarks (coll.c) and, as `hcrt-bench ckpt`, the
+ * checkpoint benchmark (ckpt.c, built when present).
+ */
+#include <stdio.h>
+#include <string.h>
+
+int hcrt_bench_coll_main(int argc, char **argv);
+#ifdef HCRT_BENCH_HAVE_CKPT
+int hcrt_bench_ckpt_main(int argc, char **argv);
+#endif
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "ckpt") == 0) {
+#ifdef HCRT_BENCH_HAVE_CKPT
+        return hcrt_bench_ckpt_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "hcrt-bench ckpt: not built (tools/hcrt-bench/ckpt.c is missing from this build)\n");
+        return 1;
+#endif
+    }
+    return hcrt_bench_coll_main(argc, argv);
+}
