@@ -312,18 +312,8 @@ class Context:
 
     def comm_world(self):
         """A communicator over every rank (a duplicate of MPI_COMM_WORLD)."""
-        if not _lib.HAVE_COMM:
-            raise Error(-4, "this libhcrt was built without collectives")
         h = ctypes.c_void_p()
         _check(lib.hcrt_comm_world(self._h, ctypes.byref(h)), self._h)
-        c = Comm(self, h.value)
-        self._comms.append(c)
-        return c
-
-    def comm_from_mpi4py(self, mpi4py_comm):
-        """A communicator over the ranks of an mpi4py communicator."""
-        h = ctypes.c_void_p()
-        _check(lib.hcrt_comm_from_mpi(self._h, int(mpi4py_comm.py2f()), ctypes.byref(h)), self._h)
         c = Comm(self, h.value)
         self._comms.append(c)
         return c
