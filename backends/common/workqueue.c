@@ -6,11 +6,17 @@
  * same FIFO. Each record bumps the event's generation so that a marker left over from an earlier record
  * cannot complete a later one; destroy waits until no marker of the event is queued anywhere, so a
  * worker never touches a freed event.
+ *
+ * A worker whose queue runs dry polls for new work for a short while (yielding its core at every
+ * check) before it sleeps on the condition variable: the next op of a pipelined caller usually
+ * follows within microseconds, and a futex wake-up per op would cost more than the op's bookkeeping.
  */
 #include "backends/common/workqueue.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +38,7 @@ struct hcrt__wq {
     wq_node_t *head, *tail;
     uint64_t submitted, completed;
     bool stop;
+    atomic_bool queued;      /* head != NULL, readable without the lock while the worker polls */
     hcrt_status_t first_err;
     char err_msg[HCRT__WQ_MSG_LEN];
     pthread_t thread;
@@ -82,20 +89,48 @@ static void event_complete(hcrt__wq_event_t *ev, uint64_t gen, hcrt_status_t sta
     pthread_mutex_unlock(&ev->mu);
 }
 
+/* How long an idle worker polls before sleeping, and how many pause-spins between checks. */
+#define WQ_POLL_SECONDS 100e-6
+#define WQ_POLL_SPINS 64
+
+/* Called with wq->mu held and the queue empty; returns with it held. */
+static void wq_poll_for_work(hcrt__wq_t *wq)
+{
+    pthread_mutex_unlock(&wq->mu);
+    const double end = hcrt__wq_now() + WQ_POLL_SECONDS;
+    unsigned spins = 0;
+    while (!atomic_load_explicit(&wq->queued, memory_order_acquire)) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        if (++spins % WQ_POLL_SPINS == 0) {
+            /* The submitter may be waiting for this core (ranks can outnumber cores). */
+            if (hcrt__wq_now() > end)
+                break;
+            sched_yield();
+        }
+    }
+    pthread_mutex_lock(&wq->mu);
+}
+
 static void *wq_worker(void *p)
 {
     hcrt__wq_t *wq = p;
     char msg[HCRT__WQ_MSG_LEN];
     pthread_mutex_lock(&wq->mu);
     for (;;) {
+        if (!wq->head && !wq->stop)
+            wq_poll_for_work(wq);
         while (!wq->head && !wq->stop)
             pthread_cond_wait(&wq->work, &wq->mu);
         if (!wq->head)
             break; /* stop requested and nothing left */
         wq_node_t *n = wq->head;
         wq->head = n->next;
-        if (!wq->head)
+        if (!wq->head) {
             wq->tail = NULL;
+            atomic_store_explicit(&wq->queued, false, memory_order_relaxed);
+        }
         if (n->fn) {
             pthread_mutex_unlock(&wq->mu);
             msg[0] = '\0';
@@ -131,6 +166,7 @@ hcrt_status_t hcrt__wq_create(hcrt__wq_t **out)
     if (!wq)
         return HCRT_ERR_NO_MEMORY;
     pthread_mutex_init(&wq->mu, NULL);
+    atomic_init(&wq->queued, false);
     pthread_cond_init(&wq->work, NULL);
     pthread_cond_init(&wq->progress, NULL);
     wq->first_err = HCRT_OK;
@@ -168,6 +204,7 @@ static void wq_append(hcrt__wq_t *wq, wq_node_t *n)
     else
         wq->head = n;
     wq->tail = n;
+    atomic_store_explicit(&wq->queued, true, memory_order_release);
     wq->submitted++;
     pthread_cond_signal(&wq->work);
     pthread_mutex_unlock(&wq->mu);
