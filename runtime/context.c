@@ -160,8 +160,9 @@ err_mpi:
         MPI_Comm_free(&ctx->node);
     if (ctx->world != MPI_COMM_NULL)
         MPI_Comm_free(&ctx->world);
-    if (ctx->mpi_owned)
-        MPI_Finalize();
+    /* MPI stays initialised on failure, on purpose: MPI_Finalize waits for the other ranks, which may be
+     * past their own hcrt_init and waiting for this one, so finalising here would hang the job. A rank that
+     * gives up and exits without finalising makes mpirun end the whole job with a message instead. */
 err_ctx:
     HCRT_ERROR("init", "%s", hcrt_last_error(NULL));
     hcrt__config_free(ctx);

@@ -75,7 +75,9 @@ HCRT_EXPORT void hcrt_context_params_init(hcrt_context_params_t *params);
  *
  * A plugin that fails to load is reported and skipped; the context is still created (the cpu backend is
  * built in and always present). params NULL means defaults. When creation fails, a message is logged at
- * error level and available through hcrt_last_error(NULL).
+ * error level and available through hcrt_last_error(NULL); MPI, if hcrt_init started it, is left
+ * initialised (finalising would wait for ranks that succeeded), so a failing rank should exit, or call
+ * MPI_Abort, and the launcher ends the job.
  */
 HCRT_EXPORT hcrt_status_t hcrt_init(const hcrt_context_params_t *params, hcrt_context_t **ctx);
 
