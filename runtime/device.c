@@ -313,3 +313,61 @@ hcrt_status_t hcrt_scale(hcrt_device_t *device, void *ptr, size_t count, hcrt_dt
                                         stream ? stream->bs : NULL));
     return HCRT_OK;
 }
+
+bool hcrt_device_maps_host(const hcrt_device_t *device)
+{
+    if (device == NULL)
+        return false;
+    const hcrt_backend_v1_t *t = device->be->ops;
+    return HCRT_BACKEND_HAS_OP(t, host_register) && HCRT_BACKEND_HAS_OP(t, host_unregister) &&
+           HCRT_BACKEND_HAS_OP(t, reduce3);
+}
+
+static hcrt_status_t not_mapping(hcrt_device_t *device, const char *fn)
+{
+    return hcrt__error(device->ctx, HCRT_ERR_NOT_SUPPORTED,
+                       "%s: the %s backend cannot run kernels on host memory (no host_register/reduce3 ops)", fn,
+                       device->be->name);
+}
+
+hcrt_status_t hcrt_reduce3(hcrt_device_t *device, void *dst, const void *a, const void *b, size_t count,
+                           hcrt_dtype_t dtype, hcrt_op_t op, hcrt_stream_t *stream)
+{
+    HCRT_CHECK(check_kernel_args(device, dst, count, dtype, stream, "hcrt_reduce3"));
+    HCRT_CHECK_ARG(device->ctx, count == 0 || a != NULL, "a", "is NULL");
+    HCRT_CHECK_ARG(device->ctx, count == 0 || b != NULL, "b", "is NULL");
+    if ((unsigned)op >= HCRT_OP_COUNT)
+        return hcrt__error(device->ctx, HCRT_ERR_INVALID_ARG, "hcrt_reduce3: argument 'op' is %d, not a valid hcrt_op_t",
+                           (int)op);
+    if (!hcrt_device_maps_host(device))
+        return not_mapping(device, "hcrt_reduce3");
+    if (count == 0)
+        return HCRT_OK;
+    BACKEND_CALL(device, "reduce3",
+                 device->be->ops->reduce3(device->be->state, device->index, dst, a, b, count, dtype, op,
+                                          stream ? stream->bs : NULL));
+    return HCRT_OK;
+}
+
+hcrt_status_t hcrt_host_register(hcrt_device_t *device, void *ptr, size_t bytes, void **dev_ptr)
+{
+    HCRT_CHECK_ARG(NULL, device != NULL, "device", "is NULL");
+    HCRT_CHECK_ARG(device->ctx, ptr != NULL, "ptr", "is NULL");
+    HCRT_CHECK_ARG(device->ctx, bytes > 0, "bytes", "is 0");
+    HCRT_CHECK_ARG(device->ctx, dev_ptr != NULL, "dev_ptr", "is NULL");
+    if (!hcrt_device_maps_host(device))
+        return not_mapping(device, "hcrt_host_register");
+    BACKEND_CALL(device, "host_register",
+                 device->be->ops->host_register(device->be->state, device->index, ptr, bytes, dev_ptr));
+    return HCRT_OK;
+}
+
+hcrt_status_t hcrt_host_unregister(hcrt_device_t *device, void *ptr)
+{
+    HCRT_CHECK_ARG(NULL, device != NULL, "device", "is NULL");
+    HCRT_CHECK_ARG(device->ctx, ptr != NULL, "ptr", "is NULL");
+    if (!hcrt_device_maps_host(device))
+        return not_mapping(device, "hcrt_host_unregister");
+    BACKEND_CALL(device, "host_unregister", device->be->ops->host_unregister(device->be->state, device->index, ptr));
+    return HCRT_OK;
+}

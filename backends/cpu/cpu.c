@@ -18,6 +18,7 @@
 
 #include "backends/common/host_kernels.h"
 #include "backends/common/hostmem.h"
+#include "backends/common/hostreg.h"
 #include "backends/common/workqueue.h"
 #include "runtime/internal.h"
 
@@ -30,6 +31,7 @@ typedef struct cpu_state {
     char last_error[256];
     hcrt__list_t streams; /* live streams, freed by finalize if the user did not */
     hcrt__list_t events;
+    hcrt__hostreg_t reg; /* host_register ranges */
 } cpu_state_t;
 
 struct hcrt_backend_stream {
@@ -77,12 +79,13 @@ __attribute__((format(printf, 3, 4))) static hcrt_status_t cpu_fail(cpu_state_t 
 
 /* ---- the work an op does, run inline (no stream) or by a stream's worker ------------------------ */
 
-typedef enum cpu_op_kind { CPU_MEMSET, CPU_MEMCPY, CPU_REDUCE, CPU_SCALE } cpu_op_kind_t;
+typedef enum cpu_op_kind { CPU_MEMSET, CPU_MEMCPY, CPU_REDUCE, CPU_REDUCE3, CPU_SCALE } cpu_op_kind_t;
 
 typedef struct cpu_op {
     cpu_op_kind_t kind;
     void *dst;
     const void *src;
+    const void *src2; /* reduce3: dst = op(src, src2) */
     size_t bytes; /* memset, memcpy */
     int value;    /* memset */
     size_t count; /* reduce, scale */
@@ -106,6 +109,11 @@ static hcrt_status_t cpu_exec(void *arg, char *msg)
         status = hcrt__host_reduce(o->dst, o->src, o->count, o->dtype, o->op);
         if (status != HCRT_OK)
             snprintf(msg, HCRT__WQ_MSG_LEN, "cpu: reduce: buffers overlap partially");
+        break;
+    case CPU_REDUCE3:
+        status = hcrt__host_reduce3(o->dst, o->src, o->src2, o->count, o->dtype, o->op);
+        if (status != HCRT_OK)
+            snprintf(msg, HCRT__WQ_MSG_LEN, "cpu: reduce3: buffers overlap partially");
         break;
     case CPU_SCALE:
         status = hcrt__host_scale(o->dst, o->count, o->dtype, o->factor);
@@ -142,8 +150,10 @@ static hcrt_status_t cpu_init(const hcrt_backend_services_t *svc, void **state)
     pthread_mutex_init(&st->mu, NULL);
     hcrt__list_init(&st->streams);
     hcrt__list_init(&st->events);
+    hcrt__hostreg_init(&st->reg);
     if (hcrt__hostmem_create(&st->dev_mem) != HCRT_OK || hcrt__hostmem_create(&st->host_mem) != HCRT_OK) {
         hcrt__hostmem_destroy(st->dev_mem);
+        hcrt__hostreg_fini(&st->reg);
         pthread_mutex_destroy(&st->mu);
         free(st);
         return cpu_fail(NULL, HCRT_ERR_NO_MEMORY, "cpu: out of host memory at init");
@@ -171,6 +181,7 @@ static void cpu_finalize(void *state)
     }
     hcrt__hostmem_destroy(st->dev_mem);
     hcrt__hostmem_destroy(st->host_mem);
+    hcrt__hostreg_fini(&st->reg);
     pthread_mutex_destroy(&st->mu);
     free(st);
 }
@@ -469,6 +480,53 @@ static hcrt_status_t cpu_scale(void *state, int dev, void *ptr, size_t count, hc
     return cpu_run(st, &o, stream);
 }
 
+static hcrt_status_t cpu_reduce3(void *state, int dev, void *dst, const void *a, const void *b, size_t count,
+                                 hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream)
+{
+    cpu_state_t *st = state;
+    CPU_CHECK_DEV(st, dev);
+    hcrt_status_t status = cpu_check_kernel_args(st, "reduce3", dtype, true, op, count);
+    if (status != HCRT_OK)
+        return status;
+    if (count == 0)
+        return HCRT_OK;
+    CPU_CHECK_PTR(st, dst, "dst");
+    CPU_CHECK_PTR(st, a, "a");
+    CPU_CHECK_PTR(st, b, "b");
+    const cpu_op_t o = {.kind = CPU_REDUCE3, .dst = dst, .src = a, .src2 = b, .count = count, .dtype = dtype, .op = op};
+    return cpu_run(st, &o, stream);
+}
+
+/* The cpu device's memory is host memory: a registration maps nothing (the address stays) and is only
+ * recorded, for the overlap and unregister checks every backend makes. */
+static hcrt_status_t cpu_host_register(void *state, int dev, void *ptr, size_t bytes, void **dev_ptr)
+{
+    cpu_state_t *st = state;
+    CPU_CHECK_DEV(st, dev);
+    CPU_CHECK_PTR(st, ptr, "ptr");
+    CPU_CHECK_PTR(st, dev_ptr, "dev_ptr");
+    if (bytes == 0)
+        return cpu_fail(st, HCRT_ERR_INVALID_ARG, "cpu: host_register: argument 'bytes' is 0");
+    hcrt_status_t status = hcrt__hostreg_add(&st->reg, dev, ptr, bytes);
+    if (status != HCRT_OK)
+        return cpu_fail(st, status, "cpu: host_register: [%p, +%zu) %s", ptr, bytes,
+                        status == HCRT_ERR_NO_MEMORY ? "cannot be recorded (out of memory)"
+                                                     : "overlaps a registered range");
+    *dev_ptr = ptr;
+    return HCRT_OK;
+}
+
+static hcrt_status_t cpu_host_unregister(void *state, int dev, void *ptr)
+{
+    cpu_state_t *st = state;
+    CPU_CHECK_DEV(st, dev);
+    CPU_CHECK_PTR(st, ptr, "ptr");
+    if (hcrt__hostreg_remove(&st->reg, dev, ptr) != HCRT_OK)
+        return cpu_fail(st, HCRT_ERR_INVALID_ARG, "cpu: host_unregister: argument 'ptr' (%p) is not a registered range",
+                        ptr);
+    return HCRT_OK;
+}
+
 const hcrt_backend_v1_t hcrt__cpu_backend = {
     .struct_size = sizeof(hcrt_backend_v1_t),
     .abi_version = HCRT_BACKEND_ABI_VERSION,
@@ -497,4 +555,7 @@ const hcrt_backend_v1_t hcrt__cpu_backend = {
     .event_elapsed = cpu_event_elapsed,
     .reduce = cpu_reduce,
     .scale = cpu_scale,
+    .host_register = cpu_host_register,
+    .host_unregister = cpu_host_unregister,
+    .reduce3 = cpu_reduce3,
 };

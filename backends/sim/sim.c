@@ -25,6 +25,7 @@
 
 #include "backends/common/host_kernels.h"
 #include "backends/common/hostmem.h"
+#include "backends/common/hostreg.h"
 #include "backends/common/workqueue.h"
 #include "backends/sim/sim.h"
 
@@ -54,6 +55,7 @@ typedef struct sim_state {
     pthread_mutex_t reg_mu; /* guards the two lists */
     hcrt__list_t streams;   /* live streams, freed by finalize if the user did not */
     hcrt__list_t events;
+    hcrt__hostreg_t hostreg; /* host ranges registered for kernels (host_register) */
 } sim_state_t;
 
 struct hcrt_backend_stream {
@@ -166,7 +168,7 @@ static hcrt_status_t sim_gate(sim_state_t *st, int dev, sim_gate_t kind, const c
 /* ---- the work of an op, run inline or on a stream's worker --------------------------------------- */
 
 /* SIM_UPLOAD: a large host->device copy (never overlapping: host memory and storage are separate). */
-typedef enum sim_op_kind { SIM_MEMSET, SIM_MEMCPY, SIM_UPLOAD, SIM_REDUCE, SIM_SCALE } sim_op_kind_t;
+typedef enum sim_op_kind { SIM_MEMSET, SIM_MEMCPY, SIM_UPLOAD, SIM_REDUCE, SIM_REDUCE3, SIM_SCALE } sim_op_kind_t;
 
 typedef struct sim_op {
     sim_state_t *st;
@@ -174,6 +176,7 @@ typedef struct sim_op {
     sim_op_kind_t kind;
     void *dst; /* host or storage addresses: translated at call time */
     const void *src;
+    const void *src2; /* reduce3: dst = op(src, src2) */
     size_t bytes;
     int value;
     size_t count;
@@ -247,12 +250,16 @@ static hcrt_status_t sim_exec(void *arg, char *msg)
     case SIM_REDUCE:
         status = hcrt__host_reduce(o->dst, o->src, o->count, o->dtype, o->op);
         break;
+    case SIM_REDUCE3:
+        status = hcrt__host_reduce3(o->dst, o->src, o->src2, o->count, o->dtype, o->op);
+        break;
     case SIM_SCALE:
         status = hcrt__host_scale(o->dst, o->count, o->dtype, o->factor);
         break;
     }
     if (status != HCRT_OK) {
-        snprintf(msg, HCRT__WQ_MSG_LEN, "sim device %d: reduce: dst and src overlap partially", o->dev);
+        snprintf(msg, HCRT__WQ_MSG_LEN, "sim device %d: %s: operands overlap partially", o->dev,
+                 o->kind == SIM_REDUCE3 ? "reduce3" : "reduce");
         sim_fail(o->st, o->dev, status, "%s", msg);
         return status;
     }
@@ -291,6 +298,24 @@ static void *sim_translate(sim_state_t *st, int dev, const void *ptr, size_t byt
                  "this device",
                  dev, fn, name, ptr, bytes);
     return p;
+}
+
+/* A kernel operand: device memory of `dev` (its storage) or a host range registered on `dev` (as is). */
+static void *sim_translate_k(sim_state_t *st, int dev, const void *ptr, size_t bytes, const char *fn, const char *name)
+{
+    sim_dev_t *d = &st->devs[dev];
+    pthread_mutex_lock(&d->mu);
+    void *p = sim_heap_translate(&d->heap, ptr, bytes);
+    pthread_mutex_unlock(&d->mu);
+    if (p)
+        return p;
+    if (hcrt__hostreg_contains(&st->hostreg, dev, ptr, bytes))
+        return (void *)ptr;
+    sim_fail(st, dev, HCRT_ERR_INVALID_ARG,
+             "sim device %d: %s: argument '%s' (%p, %zu bytes) is neither inside one live allocation of this "
+             "device nor inside a host range registered on it",
+             dev, fn, name, ptr, bytes);
+    return NULL;
 }
 
 /* Host memory must not be a sim device address (that would fault when the op dereferences it). */
@@ -390,12 +415,14 @@ static hcrt_status_t sim_init(const hcrt_backend_services_t *svc, void **state)
     st->svc = svc;
     st->speed = speed;
     pthread_mutex_init(&st->reg_mu, NULL);
+    hcrt__hostreg_init(&st->hostreg);
     hcrt__list_init(&st->streams);
     hcrt__list_init(&st->events);
     char err[256];
     hcrt_status_t status = sim_fault_parse(fault_s, (int)ndev, &st->fault, err, sizeof(err));
     if (status != HCRT_OK) {
         pthread_mutex_destroy(&st->reg_mu);
+        hcrt__hostreg_fini(&st->hostreg);
         free(st);
         return sim_fail(NULL, -1, status, "%s", err);
     }
@@ -403,6 +430,7 @@ static hcrt_status_t sim_init(const hcrt_backend_services_t *svc, void **state)
     if (!st->devs || hcrt__hostmem_create(&st->host_mem) != HCRT_OK) {
         free(st->devs);
         pthread_mutex_destroy(&st->reg_mu);
+        hcrt__hostreg_fini(&st->hostreg);
         free(st);
         return sim_fail(NULL, -1, HCRT_ERR_NO_MEMORY, "sim: out of host memory at init");
     }
@@ -442,6 +470,7 @@ static void sim_finalize(void *state)
         free(e);
     }
     pthread_mutex_destroy(&st->reg_mu);
+    hcrt__hostreg_fini(&st->hostreg);
     for (int i = 0; i < st->ndev; i++) {
         sim_heap_fini(&st->devs[i].heap);
         pthread_mutex_destroy(&st->devs[i].mu);
@@ -835,10 +864,10 @@ static hcrt_status_t sim_reduce(void *state, int dev, void *dst, const void *src
         return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: reduce: argument 'count' is too large", dev);
     if (count == 0)
         return HCRT_OK;
-    void *d = sim_translate(st, dev, dst, count * es, "reduce", "dst");
+    void *d = sim_translate_k(st, dev, dst, count * es, "reduce", "dst");
     if (!d)
         return HCRT_ERR_INVALID_ARG;
-    const void *s = sim_translate(st, dev, src, count * es, "reduce", "src");
+    const void *s = sim_translate_k(st, dev, src, count * es, "reduce", "src");
     if (!s)
         return HCRT_ERR_INVALID_ARG;
     status = sim_gate(st, dev, SIM_GATE_PLAIN, "reduce", NULL, NULL);
@@ -865,7 +894,7 @@ static hcrt_status_t sim_scale(void *state, int dev, void *ptr, size_t count, hc
         return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: scale: argument 'count' is too large", dev);
     if (count == 0)
         return HCRT_OK;
-    void *p = sim_translate(st, dev, ptr, count * es, "scale", "ptr");
+    void *p = sim_translate_k(st, dev, ptr, count * es, "scale", "ptr");
     if (!p)
         return HCRT_ERR_INVALID_ARG;
     status = sim_gate(st, dev, SIM_GATE_PLAIN, "scale", NULL, NULL);
@@ -874,6 +903,82 @@ static hcrt_status_t sim_scale(void *state, int dev, void *ptr, size_t count, hc
     const sim_op_t o = {
         .st = st, .dev = dev, .kind = SIM_SCALE, .dst = p, .count = count, .dtype = dtype, .factor = factor};
     return sim_run(st, &o, stream);
+}
+
+static hcrt_status_t sim_reduce3(void *state, int dev, void *dst, const void *a, const void *b, size_t count,
+                                 hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream)
+{
+    sim_state_t *st = state;
+    SIM_CHECK_DEV(st, dev);
+    SIM_CHECK_PTR(st, dev, dst, "dst");
+    SIM_CHECK_PTR(st, dev, a, "a");
+    SIM_CHECK_PTR(st, dev, b, "b");
+    hcrt_status_t status = sim_check_stream(st, dev, stream);
+    if (status != HCRT_OK)
+        return status;
+    const size_t es = sim_dtype_size(dtype);
+    if (es == 0)
+        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: reduce3: argument 'dtype' is %d", dev,
+                        (int)dtype);
+    if ((unsigned)op >= HCRT_OP_COUNT)
+        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: reduce3: argument 'op' is %d", dev, (int)op);
+    if (count > SIZE_MAX / es)
+        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: reduce3: argument 'count' is too large", dev);
+    if (count == 0)
+        return HCRT_OK;
+    void *d = sim_translate_k(st, dev, dst, count * es, "reduce3", "dst");
+    if (!d)
+        return HCRT_ERR_INVALID_ARG;
+    const void *x = sim_translate_k(st, dev, a, count * es, "reduce3", "a");
+    if (!x)
+        return HCRT_ERR_INVALID_ARG;
+    const void *y = sim_translate_k(st, dev, b, count * es, "reduce3", "b");
+    if (!y)
+        return HCRT_ERR_INVALID_ARG;
+    status = sim_gate(st, dev, SIM_GATE_PLAIN, "reduce3", NULL, NULL);
+    if (status != HCRT_OK)
+        return status;
+    const sim_op_t o = {.st = st, .dev = dev, .kind = SIM_REDUCE3, .dst = d, .src = x, .src2 = y, .count = count,
+                        .dtype = dtype, .op = op};
+    return sim_run(st, &o, stream);
+}
+
+/* The device reads and writes registered host memory in place, as a GPU does through mapped pinned memory
+ * (the device address is the host address, as with CUDA's unified addressing). */
+static hcrt_status_t sim_host_register(void *state, int dev, void *ptr, size_t bytes, void **dev_ptr)
+{
+    sim_state_t *st = state;
+    SIM_CHECK_DEV(st, dev);
+    SIM_CHECK_PTR(st, dev, ptr, "ptr");
+    SIM_CHECK_PTR(st, dev, dev_ptr, "dev_ptr");
+    if (bytes == 0)
+        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: host_register: argument 'bytes' is 0", dev);
+    if (!sim_host_ptr_ok(st, dev, ptr, "host_register", "ptr") ||
+        !sim_host_ptr_ok(st, dev, (const char *)ptr + bytes - 1, "host_register", "ptr + bytes"))
+        return HCRT_ERR_INVALID_ARG;
+    hcrt_status_t status = sim_gate(st, dev, SIM_GATE_CHECK, "host_register", NULL, NULL);
+    if (status != HCRT_OK)
+        return status;
+    status = hcrt__hostreg_add(&st->hostreg, dev, ptr, bytes);
+    if (status != HCRT_OK)
+        return sim_fail(st, dev, status, "sim device %d: host_register: [%p, +%zu) %s", dev, ptr, bytes,
+                        status == HCRT_ERR_NO_MEMORY ? "cannot be recorded (out of host memory)"
+                                                     : "overlaps a registered range");
+    *dev_ptr = ptr;
+    return HCRT_OK;
+}
+
+static hcrt_status_t sim_host_unregister(void *state, int dev, void *ptr)
+{
+    sim_state_t *st = state;
+    SIM_CHECK_DEV(st, dev);
+    SIM_CHECK_PTR(st, dev, ptr, "ptr");
+    if (hcrt__hostreg_remove(&st->hostreg, dev, ptr) != HCRT_OK)
+        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG,
+                        "sim device %d: host_unregister: argument 'ptr' (%p) does not start a range registered on "
+                        "this device",
+                        dev, ptr);
+    return HCRT_OK;
 }
 
 HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
@@ -904,4 +1009,7 @@ HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
     .event_elapsed = sim_event_elapsed,
     .reduce = sim_reduce,
     .scale = sim_scale,
+    .host_register = sim_host_register,
+    .host_unregister = sim_host_unregister,
+    .reduce3 = sim_reduce3,
 };

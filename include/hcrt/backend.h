@@ -220,6 +220,29 @@ typedef struct hcrt_backend_v1 {
     hcrt_status_t (*coll_broadcast)(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
                                     size_t count, hcrt_dtype_t dtype, int root,
                                     hcrt_backend_stream_t *stream);
+
+    /* ---- optional: kernels on registered host memory ----
+     * A plugin offers all three or none (the runtime checks for all three). With them the runtime lets a
+     * device reduce straight out of and into host memory other processes share (the node's collective
+     * window), instead of staging every byte through copies: NCCL-style zero-copy, done with
+     * cudaHostRegister(Mapped) / hipHostRegister on GPUs. */
+
+    /* Makes `bytes` (> 0) of host memory at ptr (any alignment; it must stay mapped until unregistered)
+     * accessible to the kernels of device `dev`: *dev_ptr receives the address kernels use for ptr (it may
+     * equal ptr), and dev_ptr + k stands for ptr + k. Ranges registered with one plugin must not overlap.
+     * HCRT_ERR_INVALID_ARG for NULL/0 arguments, memory of a device, or an overlap with a registered range;
+     * HCRT_ERR_BACKEND with the vendor's text when the vendor refuses (the runtime then stages instead). */
+    hcrt_status_t (*host_register)(void *state, int dev, void *ptr, size_t bytes, void **dev_ptr);
+    /* Ends a registration made with host_register(ptr) on `dev`; waits for no stream (the caller
+     * synchronises). HCRT_ERR_INVALID_ARG when ptr is not the start of a registered range of dev. */
+    hcrt_status_t (*host_unregister)(void *state, int dev, void *ptr);
+    /* Element-wise dst[i] = op(a[i], b[i]) for i < count, with the left operand a (the order matters for
+     * bit-exact floating point). dst, a and b are each memory of device `dev` or lie inside one range
+     * registered on `dev` (as its dev_ptr address); dst may equal a or b, other overlaps are
+     * HCRT_ERR_INVALID_ARG. Arithmetic as reduce(). Once a plugin has host_register, reduce() and
+     * scale() accept registered addresses too. */
+    hcrt_status_t (*reduce3)(void *state, int dev, void *dst, const void *a, const void *b, size_t count,
+                             hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream);
 } hcrt_backend_v1_t;
 
 /* The smallest struct_size a v1 table may have: everything up to and including `scale` is mandatory. */

@@ -273,6 +273,22 @@ HCRT_EXPORT hcrt_status_t hcrt_reduce(hcrt_device_t *device, void *dst, const vo
 HCRT_EXPORT hcrt_status_t hcrt_scale(hcrt_device_t *device, void *ptr, size_t count, hcrt_dtype_t dtype,
                                      double factor, hcrt_stream_t *stream);
 
+/* dst[i] = op(a[i], b[i]), a the left operand, on memory of `device` or registered host memory (below);
+ * dst may equal a or b. HCRT_ERR_NOT_SUPPORTED when the device's backend has no such kernel. */
+HCRT_EXPORT hcrt_status_t hcrt_reduce3(hcrt_device_t *device, void *dst, const void *a, const void *b,
+                                       size_t count, hcrt_dtype_t dtype, hcrt_op_t op, hcrt_stream_t *stream);
+
+/*
+ * Makes `bytes` of host memory at ptr addressable by the kernels of `device` (hcrt_reduce, hcrt_reduce3,
+ * hcrt_scale): *dev_ptr is the address they take for ptr (it may equal ptr). The memory must stay mapped
+ * until hcrt_host_unregister(device, ptr); registered ranges of one backend must not overlap.
+ * HCRT_ERR_NOT_SUPPORTED when the backend cannot map host memory for its kernels.
+ */
+HCRT_EXPORT hcrt_status_t hcrt_host_register(hcrt_device_t *device, void *ptr, size_t bytes, void **dev_ptr);
+HCRT_EXPORT hcrt_status_t hcrt_host_unregister(hcrt_device_t *device, void *ptr);
+/* Whether `device` offers hcrt_host_register and hcrt_reduce3. */
+HCRT_EXPORT bool hcrt_device_maps_host(const hcrt_device_t *device);
+
 /* ------------------------------------------------------------------------------------------------ */
 /* Buffers                                                                                           */
 

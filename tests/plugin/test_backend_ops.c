@@ -2,7 +2,8 @@
  * tests/plugin/test_backend_ops.c - every backend op, through the public API, on the backend named by
  * argv[1] (cpu, sim, cuda, hip): allocation, memset, copies host<->device<->device (peer and across
  * backends), streams (a chain of async ops gives the right result), events (they time real work),
- * hcrt_reduce for every dtype x op and hcrt_scale against the float64 references of kernel_ref.h, and bad
+ * hcrt_reduce for every dtype x op and hcrt_scale against the float64 references of kernel_ref.h, the
+ * same kernels (and hcrt_reduce3) on registered host memory (hcrt_host_register), and bad
  * arguments (clean errors, never crashes). For sim it also checks the speed factor, out-of-memory,
  * every injected fault and pointer validation. For a GPU backend that reports no device the test exits
  * 77 with the reason; on a machine with the GPU the same code runs unchanged.
@@ -346,6 +347,137 @@ static void test_kernels(hcrt_context_t *ctx, hcrt_device_t *host, hcrt_device_t
     CHECK_OK(ctx, hcrt_stream_destroy(s));
 }
 
+/* ---- kernels on registered host memory (host_register, reduce3) ------------------------------------ */
+
+static void test_host_mapped(hcrt_context_t *ctx, hcrt_device_t *host, hcrt_device_t *d0)
+{
+    if (!hcrt_device_maps_host(d0)) {
+        CHECK_MSG(0, "%s offers no host_register/reduce3 (every shipped backend must)", backend);
+        return;
+    }
+    const size_t n = 1031, max_bytes = n * 8;
+    /* One registered host block: the left operand, then the result, then a guard area. */
+    unsigned char *block = aligned_alloc(4096, 4 * max_bytes);
+    if (block == NULL) {
+        CHECK_MSG(0, "no host memory for the test");
+        return;
+    }
+    memset(block, 0, 4 * max_bytes);
+    void *dblock = NULL;
+    REQUIRE_OK(ctx, hcrt_host_register(d0, block, 4 * max_bytes, &dblock));
+    hcrt_stream_t *s = NULL;
+    REQUIRE_OK(ctx, hcrt_stream_create(d0, &s));
+    void *db = NULL;
+    REQUIRE_OK(ctx, hcrt_mem_alloc(d0, max_bytes, &db));
+    for (size_t ti = 0; ti < HCRT_DTYPE_COUNT; ti++) {
+        const hcrt_dtype_t t = all_dtypes[ti];
+        const size_t bytes = n * esize(t);
+        char *a = (char *)block, *r = (char *)block + max_bytes;
+        void *da = dblock, *dr = (char *)dblock + max_bytes;
+        char *b = malloc(bytes), *got = malloc(bytes);
+        for (int op = 0; op < HCRT_OP_COUNT; op++) {
+            for (size_t i = 0; i < n; i++) {
+                put_bits(a, i, t, random_elem(t));
+                put_bits(b, i, t, random_elem(t));
+            }
+            CHECK_OK(ctx, hcrt_memcpy(d0, db, host, b, bytes));
+            /* host operand on the left, result to host; then device operand on the left, result to device */
+            for (int form = 0; form < 2; form++) {
+                hcrt_stream_t *use = ((op + form) & 1) ? NULL : s;
+                if (form == 0) {
+                    CHECK_OK(ctx, hcrt_reduce3(d0, dr, da, db, n, t, (hcrt_op_t)op, use));
+                } else {
+                    CHECK_OK(ctx, hcrt_memcpy(d0, db, host, b, bytes));
+                    CHECK_OK(ctx, hcrt_reduce3(d0, db, db, da, n, t, (hcrt_op_t)op, use));
+                }
+                if (use)
+                    CHECK_OK(ctx, hcrt_stream_sync(use));
+                if (form == 0)
+                    memcpy(got, r, bytes);
+                else
+                    CHECK_OK(ctx, hcrt_memcpy(host, got, d0, db, bytes));
+                const char *x = form == 0 ? a : b, *y = form == 0 ? b : a;
+                int bad = 0;
+                for (size_t i = 0; i < n && bad < 3; i++) {
+                    const uint64_t want = ref_op(get_bits(x, i, t), get_bits(y, i, t), t, (hcrt_op_t)op);
+                    if (!same(get_bits(got, i, t), want, t) && !zero_tie(x, y, got, i, t, (hcrt_op_t)op)) {
+                        bad++;
+                        CHECK_MSG(0, "%s reduce3 form %d %s %s i=%zu: got %llx want %llx", backend, form,
+                                  dtype_names[t], op_names[op], i, (unsigned long long)get_bits(got, i, t),
+                                  (unsigned long long)want);
+                    }
+                }
+            }
+        }
+        free(b);
+        free(got);
+    }
+    /* reduce and scale take registered memory too: f32, r = r + a, then r *= 0.5 */
+    float *fa = (float *)block, *fr = (float *)(block + max_bytes);
+    for (size_t i = 0; i < n; i++) {
+        fa[i] = (float)i;
+        fr[i] = 3.0f * (float)i;
+    }
+    CHECK_OK(ctx, hcrt_reduce(d0, (char *)dblock + max_bytes, dblock, n, HCRT_F32, HCRT_OP_SUM, s));
+    CHECK_OK(ctx, hcrt_scale(d0, (char *)dblock + max_bytes, n, HCRT_F32, 0.5, s));
+    CHECK_OK(ctx, hcrt_stream_sync(s));
+    for (size_t i = 0; i < n; i++)
+        if (fr[i] != 2.0f * (float)i) {
+            CHECK_MSG(0, "%s reduce+scale on registered memory i=%zu: got %g want %g", backend, i, (double)fr[i],
+                      2.0 * (double)i);
+            break;
+        }
+    /* the guard area past what the kernels were given stays untouched */
+    for (size_t i = 2 * max_bytes; i < 4 * max_bytes; i++)
+        if (block[i] != 0) {
+            CHECK_MSG(0, "%s: a kernel wrote byte %zu of the guard area", backend, i);
+            break;
+        }
+
+    /* bad arguments: clean errors naming the argument */
+    void *dp = NULL;
+    char other[256];
+    CHECK_STATUS(ctx, hcrt_host_register(NULL, other, sizeof(other), &dp), HCRT_ERR_INVALID_ARG);
+    CHECK_STATUS(ctx, hcrt_host_register(d0, NULL, sizeof(other), &dp), HCRT_ERR_INVALID_ARG);
+    CHECK_STATUS(ctx, hcrt_host_register(d0, other, 0, &dp), HCRT_ERR_INVALID_ARG);
+    CHECK(strstr(hcrt_last_error(ctx), "bytes") != NULL);
+    CHECK_STATUS(ctx, hcrt_host_register(d0, other, sizeof(other), NULL), HCRT_ERR_INVALID_ARG);
+    CHECK_STATUS(ctx, hcrt_host_register(d0, block + 100, 64, &dp), HCRT_ERR_INVALID_ARG); /* overlap */
+    CHECK_STATUS(ctx, hcrt_host_unregister(d0, other), HCRT_ERR_INVALID_ARG);           /* never registered */
+    CHECK_STATUS(ctx, hcrt_host_unregister(d0, NULL), HCRT_ERR_INVALID_ARG);
+    CHECK_STATUS(ctx, hcrt_reduce3(d0, db, NULL, db, 4, HCRT_F32, HCRT_OP_SUM, NULL), HCRT_ERR_INVALID_ARG);
+    CHECK_STATUS(ctx, hcrt_reduce3(d0, db, db, NULL, 4, HCRT_F32, HCRT_OP_SUM, NULL), HCRT_ERR_INVALID_ARG);
+    CHECK_STATUS(ctx, hcrt_reduce3(d0, db, db, db, 4, (hcrt_dtype_t)42, HCRT_OP_SUM, NULL), HCRT_ERR_INVALID_ARG);
+    CHECK_STATUS(ctx, hcrt_reduce3(d0, db, db, db, 4, HCRT_F32, (hcrt_op_t)-1, NULL), HCRT_ERR_INVALID_ARG);
+    CHECK_OK(ctx, hcrt_reduce3(d0, db, db, db, 0, HCRT_F32, HCRT_OP_SUM, NULL)); /* count 0: nothing */
+    if (is_sim) {
+        /* host memory nobody registered, a range running past the registered one, sim memory as host */
+        CHECK_STATUS(ctx, hcrt_reduce3(d0, db, other, db, 4, HCRT_F32, HCRT_OP_SUM, NULL), HCRT_ERR_INVALID_ARG);
+        CHECK(strstr(hcrt_last_error(ctx), "registered") != NULL);
+        CHECK_STATUS(ctx, hcrt_reduce3(d0, (char *)dblock + 4 * max_bytes - 8, db, db, 4, HCRT_F32, HCRT_OP_SUM, NULL),
+                     HCRT_ERR_INVALID_ARG);
+        CHECK_STATUS(ctx, hcrt_host_register(d0, db, 64, &dp), HCRT_ERR_INVALID_ARG);
+        /* registered on device 0 only */
+        hcrt_device_t *d1 = NULL;
+        if (hcrt_device_find(ctx, "sim", 1, &d1) == HCRT_OK)
+            CHECK_STATUS(ctx, hcrt_reduce3(d1, dblock, dblock, dblock, 4, HCRT_F32, HCRT_OP_SUM, NULL),
+                         HCRT_ERR_INVALID_ARG);
+    }
+    CHECK_OK(ctx, hcrt_host_unregister(d0, block));
+    CHECK_STATUS(ctx, hcrt_host_unregister(d0, block), HCRT_ERR_INVALID_ARG); /* twice */
+    if (is_sim) /* after unregistering, the device may no longer touch it */
+        CHECK_STATUS(ctx, hcrt_reduce3(d0, db, dblock, db, 4, HCRT_F32, HCRT_OP_SUM, NULL), HCRT_ERR_INVALID_ARG);
+    /* registered again, the same block works again */
+    REQUIRE_OK(ctx, hcrt_host_register(d0, block, 4 * max_bytes, &dblock));
+    CHECK_OK(ctx, hcrt_reduce3(d0, dblock, dblock, db, 4, HCRT_F32, HCRT_OP_SUM, NULL));
+    CHECK_OK(ctx, hcrt_host_unregister(d0, block));
+    /* the host device maps its own memory trivially */
+    CHECK(hcrt_device_maps_host(host));
+    CHECK_OK(ctx, hcrt_mem_free(d0, db));
+    CHECK_OK(ctx, hcrt_stream_destroy(s));
+    free(block);
+}
+
 /* ---- bad arguments --------------------------------------------------------------------------------- */
 
 static void test_bad_args(hcrt_context_t *ctx, hcrt_device_t *host, hcrt_device_t *d0)
@@ -549,6 +681,7 @@ int main(int argc, char **argv)
     test_stream_chain(ctx, host, d0);
     test_events(ctx, host, d0);
     test_kernels(ctx, host, d0);
+    test_host_mapped(ctx, host, d0);
     test_bad_args(ctx, host, d0);
     CHECK_OK(NULL, hcrt_finalize(ctx));
     if (is_sim) {

@@ -52,7 +52,10 @@ int main(void)
     CHECK(offsetof(hcrt_backend_v1_t, coll_reduce_scatter) == 24 + 30 * P);
     CHECK(offsetof(hcrt_backend_v1_t, coll_allgather) == 24 + 31 * P);
     CHECK(offsetof(hcrt_backend_v1_t, coll_broadcast) == 24 + 32 * P);
-    CHECK(sizeof(hcrt_backend_v1_t) == 24 + 33 * P);
+    CHECK(offsetof(hcrt_backend_v1_t, host_register) == 24 + 33 * P);
+    CHECK(offsetof(hcrt_backend_v1_t, host_unregister) == 24 + 34 * P);
+    CHECK(offsetof(hcrt_backend_v1_t, reduce3) == 24 + 35 * P);
+    CHECK(sizeof(hcrt_backend_v1_t) == 24 + 36 * P);
 
     /* Services, device properties, health. */
     CHECK(offsetof(hcrt_backend_services_t, host) == 8);
