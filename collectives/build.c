@@ -275,12 +275,16 @@ static hcrt_status_t build_allreduce(builder_t *b, const hcrt__args_t *a)
     HCRT_CHECK(hcrt__stage_get(c, a->device, &b->s->stage));
     size_t nseg = (count + per - 1) / per;
     if (c->size > 1 && c->node_size > 1 && choose(c, a, seg) == HCRT__ALGO_SHM && seg > c->shm.small) {
-        /* Same node: the device copies to and from the shared window itself (shm.c); a last segment
-         * small enough for the small areas goes through a staging buffer, as on the host path. */
+        /* Same node: the device reduces in the shared window (mapped) or copies to and from it itself
+         * (shm.c); a last segment small enough for the small areas goes through a staging buffer, as on
+         * the host path. */
         b->s->stream_out = false;
         size_t last = count - (nseg - 1) * per, direct = last * es > c->shm.small ? count : count - last;
-        HCRT_CHECK(hcrt__shm_allreduce_dev(b->s, a->send, discard ? NULL : a->recv, direct,
-                                           a->op == HCRT_OP_AVG ? 1.0 / c->size : 0));
+        const double scale = a->op == HCRT_OP_AVG ? 1.0 / c->size : 0;
+        if (hcrt__shm_map(c, a->device) == HCRT_OK)
+            HCRT_CHECK(hcrt__shm_allreduce_mapped(b->s, a->send, discard ? NULL : a->recv, direct, scale));
+        else
+            HCRT_CHECK(hcrt__shm_allreduce_dev(b->s, a->send, discard ? NULL : a->recv, direct, scale));
         if (direct < count) {
             HCRT_CHECK(hcrt__sched_d2h(b->s, h[0], (const unsigned char *)a->send + direct * es, last * es, 0));
             HCRT_CHECK(hcrt__sched_event(b->s, 0));

@@ -32,6 +32,9 @@ typedef enum hcrt__step_kind {
     HCRT__STEP_DCOPY,    /* local: enqueue an async device copy on the stage's stream, record event `flag`
                           * (peer 1: copy synchronously instead, for small messages) */
     HCRT__STEP_EVENT,    /* pollable: the stage's event `ev` completed */
+    HCRT__STEP_DKERNEL,  /* local: enqueue a device kernel on the stage's stream (value 0: reduce3
+                          * dst = op(src, src2); 1: scale dst by factor), count in bytes */
+    HCRT__STEP_RECORD,   /* local: record the stage's event `flag` on its stream */
 } hcrt__step_kind_t;
 
 struct hcrt__sched;
@@ -144,6 +147,12 @@ void hcrt__stage_free_all(struct hcrt_comm *comm);
 hcrt_status_t hcrt__sched_d2h(hcrt__sched_t *s, void *host, const void *dev, size_t bytes, int ev);
 hcrt_status_t hcrt__sched_h2d(hcrt__sched_t *s, void *dev, const void *host, size_t bytes, int ev);
 hcrt_status_t hcrt__sched_event(hcrt__sched_t *s, int ev);
+/* Schedule steps: enqueue a kernel of the stage's device on its stream, on device memory or registered
+ * host memory (device addresses), and record an event after the work enqueued so far. These never run
+ * synchronously: only the large-message paths use them. */
+hcrt_status_t hcrt__sched_dreduce3(hcrt__sched_t *s, void *dst, const void *a, const void *b, size_t count);
+hcrt_status_t hcrt__sched_dscale(hcrt__sched_t *s, void *buf, size_t count, double factor);
+hcrt_status_t hcrt__sched_record(hcrt__sched_t *s, int ev);
 
 /* ---- shared memory (shm.c) -------------------------------------------------------------------------- */
 
@@ -162,7 +171,13 @@ typedef struct hcrt__shm {
     MPI_Win win;
     size_t chunk;         /* bytes of each of a rank's two input and two result areas */
     size_t small;         /* bytes of each of the two small areas */
+    size_t seg_bytes;     /* bytes of each rank's segment */
     unsigned char **seg;  /* base of each node rank's segment */
+    /* The window registered for the kernels of one device (hcrt_host_register), so that device reduces
+     * in it directly: map_seg[r] is the device address of seg[r]. map_dev NULL: not registered. */
+    hcrt_device_t *map_dev;
+    unsigned char **map_seg;
+    hcrt_device_t *map_refused; /* the last device whose registration failed (not retried) */
     hcrt__shm_ctl_t **ctl;
     uint64_t gen;         /* synchronisation epochs used so far (identical on the node's ranks) */
 } hcrt__shm_t;
@@ -228,6 +243,7 @@ struct hcrt_comm {
     int algo;                    /* HCRT_ALGO as hcrt__algo_t */
     double timeout;
     bool check_calls;
+    bool shm_map;                /* HCRT_SHM_MAP */
     size_t chunk;                /* HCRT_CHUNK_SIZE */
 };
 
@@ -282,6 +298,12 @@ hcrt_status_t hcrt__shm_broadcast(hcrt__sched_t *s, void *buf, size_t bytes, int
 hcrt_status_t hcrt__shm_barrier(hcrt__sched_t *s);
 /* One segment larger than the small areas, on device memory, copied by the device itself. */
 hcrt_status_t hcrt__shm_allreduce_dev(hcrt__sched_t *s, const void *send, void *recv, size_t count, double scale);
+/* The same with the device reducing its own slice in the registered window (needs hcrt__shm_map). */
+hcrt_status_t hcrt__shm_allreduce_mapped(hcrt__sched_t *s, const void *send, void *recv, size_t count, double scale);
+/* Registers the node window for the kernels of dev (once per communicator): HCRT_OK when dev may use
+ * hcrt__shm_allreduce_mapped, HCRT_ERR_NOT_SUPPORTED when it may not (HCRT_SHM_MAP=0, no backend support,
+ * the backend refused, or the window is registered for another device). */
+hcrt_status_t hcrt__shm_map(struct hcrt_comm *comm, hcrt_device_t *dev);
 /* Node step, leaders across nodes, node step (hier.c). tmp: one segment. */
 hcrt_status_t hcrt__hier_allreduce(hcrt__sched_t *s, const void *send, void *recv, size_t count, void *tmp);
 

@@ -120,6 +120,7 @@ static hcrt_status_t comm_create(hcrt_context_t *ctx, MPI_Comm base, hcrt_comm_t
     c->algo = parse_algo(hcrt__config_str(ctx, "HCRT_ALGO"));
     c->timeout = hcrt__config_double(ctx, "HCRT_TIMEOUT");
     c->check_calls = hcrt__config_bool(ctx, "HCRT_CHECK_CALLS");
+    c->shm_map = hcrt__config_bool(ctx, "HCRT_SHM_MAP");
     c->chunk = (size_t)hcrt__config_int(ctx, "HCRT_CHUNK_SIZE");
     c->chunk &= ~(size_t)63; /* a multiple of every element size */
     if (base == MPI_COMM_NULL) {

@@ -231,6 +231,17 @@ static hcrt_status_t start_step(hcrt__sched_t *s, hcrt__step_t *st, size_t j)
     case HCRT__STEP_EVENT:
         s->pending[j] = true;
         break;
+    case HCRT__STEP_DKERNEL: {
+        hcrt__stage_t *stg = s->stage;
+        if (st->value == 0)
+            HCRT_CHECK(hcrt_reduce3(stg->device, st->dst, st->src, st->src2, st->bytes, s->dtype, s->op, stg->stream));
+        else
+            HCRT_CHECK(hcrt_scale(stg->device, st->dst, st->bytes, s->dtype, st->factor, stg->stream));
+        break;
+    }
+    case HCRT__STEP_RECORD:
+        HCRT_CHECK(hcrt_event_record(s->stage->ev[st->flag], s->stage->stream));
+        break;
     }
     return HCRT_OK;
 }

@@ -32,6 +32,9 @@ hcrt_status_t hcrt__shm_create(struct hcrt_comm *c)
     m->chunk = c->chunk;
     m->small = 64 * 1024;
     size_t seg = HCRT__SHM_CTL_BYTES + 2 * m->small + 4 * m->chunk;
+    m->seg_bytes = seg;
+    m->map_dev = m->map_refused = NULL;
+    m->map_seg = NULL;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
     int rc = MPI_Win_allocate_shared((MPI_Aint)seg, 1, info, c->node, &base, &m->win);
@@ -71,10 +74,53 @@ void hcrt__shm_destroy(struct hcrt_comm *c)
 {
     if (!c->has_shm)
         return;
+    hcrt__shm_t *m = &c->shm;
+    if (m->map_dev != NULL) /* no stream still uses the window: every collective waited for its work */
+        for (int r = 0; r < c->node_size; r++)
+            if (hcrt_host_unregister(m->map_dev, m->seg[r]) != HCRT_OK)
+                HCRT_WARN(COLL_SUBSYS, "collectives: unregistering the node window from %s:%d failed: %s",
+                              m->map_dev->be->name, m->map_dev->index, hcrt_last_error(c->ctx));
+    free(m->map_seg);
+    m->map_seg = NULL;
+    m->map_dev = NULL;
     MPI_Win_free(&c->shm.win);
     free(c->shm.seg);
     free(c->shm.ctl);
     c->has_shm = false;
+}
+
+hcrt_status_t hcrt__shm_map(struct hcrt_comm *c, hcrt_device_t *dev)
+{
+    hcrt__shm_t *m = &c->shm;
+    if (m->map_dev == dev)
+        return HCRT_OK;
+    if (!c->shm_map || m->map_dev != NULL || m->map_refused == dev || !hcrt_device_maps_host(dev))
+        return HCRT_ERR_NOT_SUPPORTED;
+    unsigned char **map = calloc((size_t)c->node_size, sizeof(*map));
+    if (map == NULL)
+        return HCRT_ERR_NOT_SUPPORTED;
+    int r = 0;
+    for (; r < c->node_size; r++) {
+        void *d = NULL;
+        if (hcrt_host_register(dev, m->seg[r], m->seg_bytes, &d) != HCRT_OK)
+            break;
+        map[r] = d;
+    }
+    if (r < c->node_size) {
+        /* Not fatal: the device then copies everything through the window (hcrt__shm_allreduce_dev). */
+        HCRT_INFO(COLL_SUBSYS, "collectives: %s:%d cannot map the node window (%s); staging instead",
+                      dev->be->name, dev->index, hcrt_last_error(c->ctx));
+        while (r-- > 0)
+            hcrt_host_unregister(dev, m->seg[r]);
+        free(map);
+        m->map_refused = dev;
+        return HCRT_ERR_NOT_SUPPORTED;
+    }
+    m->map_seg = map;
+    m->map_dev = dev;
+    HCRT_DEBUG(COLL_SUBSYS, "collectives: node window (%d segments of %zu bytes) mapped for the kernels of %s:%d",
+               c->node_size, m->seg_bytes, dev->be->name, dev->index);
+    return HCRT_OK;
 }
 
 bool hcrt__shm_ready(const struct hcrt_comm *c, int flag, uint64_t value, int first, int count)
@@ -242,6 +288,116 @@ hcrt_status_t hcrt__shm_allreduce_dev(hcrt__sched_t *s, const void *send, void *
     }
     if (recv != NULL) {
         HCRT_CHECK(hcrt__sched_event(s, 2 + (int)((g0 + nchunk - 1) & 1)));
+        HCRT_CHECK(hcrt__sched_round(s));
+    }
+    return HCRT_OK;
+}
+
+/* The slice [lo, lo+len) of a chunk of cc elements that node rank r reduces. */
+static void slice_of(size_t cc, int n, int r, size_t *lo, size_t *len)
+{
+    size_t base = cc / (size_t)n, rem = cc % (size_t)n;
+    *lo = (size_t)r * base + ((size_t)r < rem ? (size_t)r : rem);
+    *len = base + ((size_t)r < rem ? 1 : 0);
+}
+
+/* Mapped path, chunk k: the device copies every slice of its input but its own into its input area. */
+static hcrt_status_t mapped_copy_in(hcrt__sched_t *s, const unsigned char *in, size_t cc, uint64_t g, int ev)
+{
+    const hcrt__shm_t *m = &s->comm->shm;
+    size_t es = hcrt_dtype_size(s->dtype), lo, len;
+    slice_of(cc, s->comm->node_size, s->comm->node_rank, &lo, &len);
+    if (lo)
+        HCRT_CHECK(hcrt__sched_d2h(s, hcrt__shm_in(m, s->comm->node_rank, g), in, lo * es, ev));
+    if (lo + len < cc)
+        HCRT_CHECK(hcrt__sched_d2h(s, hcrt__shm_in(m, s->comm->node_rank, g) + (lo + len) * es, in + (lo + len) * es,
+                                   (cc - lo - len) * es, ev));
+    if (lo == 0 && len == cc) /* nothing to copy in (fewer elements than ranks): the event still marks it */
+        return hcrt__sched_record(s, ev);
+    return HCRT_OK;
+}
+
+/* This rank's slice of chunk g, reduced by the device in rank order into its result area (mapped). */
+static hcrt_status_t mapped_kernels(hcrt__sched_t *s, const unsigned char *send_chunk, size_t cc, uint64_t g,
+                                    double scale)
+{
+    const hcrt__shm_t *m = &s->comm->shm;
+    int n = s->comm->node_size, me = s->comm->node_rank;
+    size_t es = hcrt_dtype_size(s->dtype), lo, len;
+    slice_of(cc, n, me, &lo, &len);
+    if (len == 0)
+        return HCRT_OK;
+    const size_t in_off = (size_t)(hcrt__shm_in(m, 0, g) - m->seg[0]) + lo * es;
+    const size_t res_off = (size_t)(hcrt__shm_res(m, 0, g) - m->seg[0]) + lo * es;
+    const unsigned char *own = send_chunk + lo * es;
+    unsigned char *dst = m->map_seg[me] + res_off;
+    HCRT_CHECK(hcrt__sched_dreduce3(s, dst, me == 0 ? own : m->map_seg[0] + in_off,
+                                    me == 1 ? own : m->map_seg[1] + in_off, len));
+    for (int r = 2; r < n; r++)
+        HCRT_CHECK(hcrt__sched_dreduce3(s, dst, dst, r == me ? own : m->map_seg[r] + in_off, len));
+    if (scale != 0)
+        HCRT_CHECK(hcrt__sched_dscale(s, dst, len, scale));
+    return HCRT_OK;
+}
+
+/*
+ * Allreduce of device memory on the node, the device reducing in the window itself (registered with
+ * hcrt__shm_map): per chunk the device copies every slice of its input but its own into its input area
+ * (as the host path does); after ARRIVE its kernels reduce this rank's slice across every rank's input
+ * in rank order, its own operand read from the caller's device buffer and the others straight from the
+ * window, into its result area; after DONE the device copies every slice out. A rank moves the bytes of
+ * the host path (its own slice is never copied in or reduced on the host), and its host core only waits.
+ *
+ * Stream order: kernels(k), copy-in(k+1), [DONE k], copy-out(k), kernels(k+1), copy-in(k+2), ... The
+ * copy-in of chunk k+2, which rewrites the input area of chunk k, is queued after every rank raised DONE
+ * for k (nobody reads that area any more); a rank raises ARRIVE for k+2 only once its copy-in of k+2
+ * completed, so after its copy-out of k, and no result area is rewritten while it is read. Epochs and
+ * area contents are those of the host path, so the ranks of one call may mix this path, the host path
+ * and hcrt__shm_allreduce_dev.
+ */
+hcrt_status_t hcrt__shm_allreduce_mapped(hcrt__sched_t *s, const void *send, void *recv, size_t count, double scale)
+{
+    struct hcrt_comm *c = s->comm;
+    hcrt__shm_t *m = &c->shm;
+    size_t es = hcrt_dtype_size(s->dtype), per = m->chunk / es;
+    int n = c->node_size;
+    size_t nchunk = (count + per - 1) / per;
+    uint64_t g0 = m->gen + 1;
+    enum { EV_RED = 2, EV_OUT = 3 }; /* and 0/1: copy-in of even/odd epochs */
+    if (count == 0)
+        return HCRT_OK;
+    s->sync_copies = false; /* every copy and kernel goes on the stream, in the order below */
+    m->gen += nchunk;
+    HCRT_CHECK(mapped_copy_in(s, send, count < per ? count : per, g0, (int)(g0 & 1)));
+    for (size_t k = 0; k < nchunk; k++) {
+        uint64_t g = g0 + k;
+        size_t o = k * per, cc = count - o < per ? count - o : per;
+        HCRT_CHECK(hcrt__sched_event(s, (int)(g & 1)));
+        HCRT_CHECK(hcrt__sched_round(s));
+        HCRT_CHECK(hcrt__sched_shm_post(s, HCRT__FLAG_ARRIVE, g));
+        HCRT_CHECK(hcrt__sched_shm_wait(s, HCRT__FLAG_ARRIVE, g));
+        HCRT_CHECK(hcrt__sched_round(s));
+        HCRT_CHECK(mapped_kernels(s, (const unsigned char *)send + o * es, cc, g, scale));
+        HCRT_CHECK(hcrt__sched_record(s, EV_RED));
+        if (k + 1 < nchunk) {
+            size_t o1 = o + per, c1 = count - o1 < per ? count - o1 : per;
+            HCRT_CHECK(mapped_copy_in(s, (const unsigned char *)send + o1 * es, c1, g + 1, (int)((g + 1) & 1)));
+        }
+        HCRT_CHECK(hcrt__sched_event(s, EV_RED));
+        HCRT_CHECK(hcrt__sched_round(s));
+        HCRT_CHECK(hcrt__sched_shm_post(s, HCRT__FLAG_DONE, g));
+        HCRT_CHECK(hcrt__sched_shm_wait(s, HCRT__FLAG_DONE, g));
+        HCRT_CHECK(hcrt__sched_round(s));
+        for (int r = 0; r < n && recv != NULL; r++) {
+            size_t rlo, rlen;
+            slice_of(cc, n, r, &rlo, &rlen);
+            if (rlen)
+                HCRT_CHECK(hcrt__sched_h2d(s, (unsigned char *)recv + (o + rlo) * es, hcrt__shm_res(m, r, g) + rlo * es,
+                                           rlen * es, EV_OUT));
+        }
+    }
+    if (recv != NULL) {
+        HCRT_CHECK(hcrt__sched_event(s, EV_OUT));
         HCRT_CHECK(hcrt__sched_round(s));
     }
     return HCRT_OK;

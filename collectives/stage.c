@@ -105,3 +105,21 @@ hcrt_status_t hcrt__sched_event(hcrt__sched_t *s, int ev)
     hcrt__step_t st = {.kind = HCRT__STEP_EVENT, .flag = ev};
     return hcrt__sched_add(s, &st);
 }
+
+hcrt_status_t hcrt__sched_dreduce3(hcrt__sched_t *s, void *dst, const void *a, const void *b, size_t count)
+{
+    hcrt__step_t st = {.kind = HCRT__STEP_DKERNEL, .dst = dst, .src = a, .src2 = b, .bytes = count, .value = 0};
+    return hcrt__sched_add(s, &st);
+}
+
+hcrt_status_t hcrt__sched_dscale(hcrt__sched_t *s, void *buf, size_t count, double factor)
+{
+    hcrt__step_t st = {.kind = HCRT__STEP_DKERNEL, .dst = buf, .bytes = count, .value = 1, .factor = factor};
+    return hcrt__sched_add(s, &st);
+}
+
+hcrt_status_t hcrt__sched_record(hcrt__sched_t *s, int ev)
+{
+    hcrt__step_t st = {.kind = HCRT__STEP_RECORD, .flag = ev};
+    return hcrt__sched_add(s, &st);
+}

@@ -47,6 +47,10 @@ const hcrt__config_def_t hcrt__config_table[] = {
      "Check that every rank makes the same collective call (op, count, dtype, root) before running it."},
     {"HCRT_CHUNK_SIZE", "1M", HCRT__CFG_SIZE, 4096, 1073741824.0, NULL,
      "Pipeline chunk size of ring algorithms and of device-buffer staging."},
+    {"HCRT_SHM_MAP", "1", HCRT__CFG_BOOL, 0, 0, NULL,
+     "Device buffers of ranks on one node: let the device reduce straight in the node's shared window "
+     "(registered host memory) where its backend can; 0 has it copy every byte through the window and "
+     "the host reduce."},
     {"HCRT_FAKE_NODES", "0", HCRT__CFG_INT, 0, 1024, NULL,
      "Testing: split each node's ranks into this many fake nodes (consecutive ranks) so hierarchical "
      "collectives run on one machine; 0 uses the real nodes."},
