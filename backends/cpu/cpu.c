@@ -79,7 +79,7 @@ __attribute__((format(printf, 3, 4))) static hcrt_status_t cpu_fail(cpu_state_t 
 
 /* ---- the work an op does, run inline (no stream) or by a stream's worker ------------------------ */
 
-typedef enum cpu_op_kind { CPU_MEMSET, CPU_MEMCPY, CPU_REDUCE, CPU_REDUCE3, CPU_SCALE } cpu_op_kind_t;
+typedef enum cpu_op_kind { CPU_MEMSET, CPU_MEMCPY, CPU_REDUCE3, CPU_SCALE } cpu_op_kind_t;
 
 typedef struct cpu_op {
     cpu_op_kind_t kind;
@@ -105,15 +105,10 @@ static hcrt_status_t cpu_exec(void *arg, char *msg)
     case CPU_MEMCPY:
         memmove(o->dst, o->src, o->bytes);
         break;
-    case CPU_REDUCE:
-        status = hcrt__host_reduce(o->dst, o->src, o->count, o->dtype, o->op);
-        if (status != HCRT_OK)
-            snprintf(msg, HCRT__WQ_MSG_LEN, "cpu: reduce: buffers overlap partially");
-        break;
     case CPU_REDUCE3:
         status = hcrt__host_reduce3(o->dst, o->src, o->src2, o->count, o->dtype, o->op);
         if (status != HCRT_OK)
-            snprintf(msg, HCRT__WQ_MSG_LEN, "cpu: reduce3: buffers overlap partially");
+            snprintf(msg, HCRT__WQ_MSG_LEN, "cpu: reduce: buffers overlap partially");
         break;
     case CPU_SCALE:
         status = hcrt__host_scale(o->dst, o->count, o->dtype, o->factor);
@@ -449,37 +444,6 @@ static hcrt_status_t cpu_check_kernel_args(cpu_state_t *st, const char *fn, hcrt
     return HCRT_OK;
 }
 
-static hcrt_status_t cpu_reduce(void *state, int dev, void *dst, const void *src, size_t count, hcrt_dtype_t dtype,
-                                hcrt_op_t op, hcrt_backend_stream_t *stream)
-{
-    cpu_state_t *st = state;
-    CPU_CHECK_DEV(st, dev);
-    hcrt_status_t status = cpu_check_kernel_args(st, "reduce", dtype, true, op, count);
-    if (status != HCRT_OK)
-        return status;
-    if (count == 0)
-        return HCRT_OK;
-    CPU_CHECK_PTR(st, dst, "dst");
-    CPU_CHECK_PTR(st, src, "src");
-    const cpu_op_t o = {.kind = CPU_REDUCE, .dst = dst, .src = src, .count = count, .dtype = dtype, .op = op};
-    return cpu_run(st, &o, stream);
-}
-
-static hcrt_status_t cpu_scale(void *state, int dev, void *ptr, size_t count, hcrt_dtype_t dtype, double factor,
-                               hcrt_backend_stream_t *stream)
-{
-    cpu_state_t *st = state;
-    CPU_CHECK_DEV(st, dev);
-    hcrt_status_t status = cpu_check_kernel_args(st, "scale", dtype, false, HCRT_OP_SUM, count);
-    if (status != HCRT_OK)
-        return status;
-    if (count == 0)
-        return HCRT_OK;
-    CPU_CHECK_PTR(st, ptr, "ptr");
-    const cpu_op_t o = {.kind = CPU_SCALE, .dst = ptr, .count = count, .dtype = dtype, .factor = factor};
-    return cpu_run(st, &o, stream);
-}
-
 static hcrt_status_t cpu_reduce3(void *state, int dev, void *dst, const void *a, const void *b, size_t count,
                                  hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream)
 {
@@ -494,6 +458,29 @@ static hcrt_status_t cpu_reduce3(void *state, int dev, void *dst, const void *a,
     CPU_CHECK_PTR(st, a, "a");
     CPU_CHECK_PTR(st, b, "b");
     const cpu_op_t o = {.kind = CPU_REDUCE3, .dst = dst, .src = a, .src2 = b, .count = count, .dtype = dtype, .op = op};
+    return cpu_run(st, &o, stream);
+}
+
+/* reduce is reduce3 with dst as its left operand. */
+static hcrt_status_t cpu_reduce(void *state, int dev, void *dst, const void *src, size_t count, hcrt_dtype_t dtype,
+                                hcrt_op_t op, hcrt_backend_stream_t *stream)
+{
+    CPU_CHECK_PTR((cpu_state_t *)state, src || count == 0, "src");
+    return cpu_reduce3(state, dev, dst, dst, src, count, dtype, op, stream);
+}
+
+static hcrt_status_t cpu_scale(void *state, int dev, void *ptr, size_t count, hcrt_dtype_t dtype, double factor,
+                               hcrt_backend_stream_t *stream)
+{
+    cpu_state_t *st = state;
+    CPU_CHECK_DEV(st, dev);
+    hcrt_status_t status = cpu_check_kernel_args(st, "scale", dtype, false, HCRT_OP_SUM, count);
+    if (status != HCRT_OK)
+        return status;
+    if (count == 0)
+        return HCRT_OK;
+    CPU_CHECK_PTR(st, ptr, "ptr");
+    const cpu_op_t o = {.kind = CPU_SCALE, .dst = ptr, .count = count, .dtype = dtype, .factor = factor};
     return cpu_run(st, &o, stream);
 }
 

@@ -3,7 +3,8 @@
  *
  * The ops are the shared GPU implementation (gpu_*.c) built against the CUDA runtime; the vendor
  * collective entries are filled only when the plugin was built with NCCL, and otherwise left NULL so the
- * runtime answers HCRT_ERR_NOT_SUPPORTED.
+ * runtime answers HCRT_ERR_NOT_SUPPORTED. The kernels on registered host memory (cudaHostRegister) are
+ * always there.
  */
 #include "gpu_plugin.h"
 
@@ -50,4 +51,7 @@ HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
     .coll_allgather = hcrt_cuda_coll_allgather,
     .coll_broadcast = hcrt_cuda_coll_broadcast,
 #endif
+    .host_register = hcrt_gpu_host_register,
+    .host_unregister = hcrt_gpu_host_unregister,
+    .reduce3 = hcrt_gpu_reduce3,
 };

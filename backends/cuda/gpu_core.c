@@ -211,6 +211,7 @@ static void gpu_state_free(gpu_state_t *st)
         pthread_mutex_destroy(&st->devs[i].lock);
     }
     pthread_mutex_destroy(&st->lock);
+    hcrt__hostreg_fini(&st->hostreg);
     free(st->devs);
     free(st);
 }
@@ -256,6 +257,7 @@ hcrt_status_t hcrt_gpu_init(const hcrt_backend_services_t *svc, void **state)
     st->svc = svc;
     st->ndev = count;
     pthread_mutex_init(&st->lock, NULL);
+    hcrt__hostreg_init(&st->hostreg);
     for (int i = 0; i < count; i++)
         pthread_mutex_init(&st->devs[i].lock, NULL);
 

@@ -356,3 +356,43 @@ hcrt_status_t hcrt_gpu_scale(void *state, int dev, void *ptr, size_t count, hcrt
         return hcrt_gpu_fail(st, dev, (gpuError_t)e, "scale kernel launch");
     return hcrt_gpu_finish(st, dev, s, sync);
 }
+
+/*
+ * dst = op(a, b), a on the left. The operands may be device memory or the dev_ptr addresses of
+ * host_register, which the kernels dereference as they are (mapped pinned memory), so nothing is
+ * translated. dst equal to a or b is an in-place reduction; a and b may overlap each other freely, since
+ * both are only read.
+ */
+hcrt_status_t hcrt_gpu_reduce3(void *state, int dev, void *dst, const void *a, const void *b, size_t count,
+                               hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream)
+{
+    gpu_state_t *st = state;
+    hcrt_status_t status;
+    gpuStream_t s;
+    bool sync;
+    size_t bytes;
+    int e;
+
+    if (!st)
+        return hcrt_gpu_arg_error("reduce3: argument 'state' is NULL");
+    if ((status = gpu_check_kernel_args("reduce3", dtype, op)) != HCRT_OK)
+        return status;
+    if (count == 0)
+        return HCRT_OK;
+    if (!dst || !a || !b)
+        return hcrt_gpu_arg_error("reduce3: argument '%s' is NULL", !dst ? "dst" : !a ? "a" : "b");
+    if (count > SIZE_MAX / hcrt_gpu_dtype_size(dtype))
+        return hcrt_gpu_arg_error("reduce3: argument 'count' (%zu) overflows the address space", count);
+    bytes = count * hcrt_gpu_dtype_size(dtype);
+    if (gpu_partial_overlap(dst, a, bytes) || gpu_partial_overlap(dst, b, bytes))
+        return hcrt_gpu_arg_error("reduce3: argument 'dst' overlaps '%s' without being equal to it",
+                                  gpu_partial_overlap(dst, a, bytes) ? "a" : "b");
+    if ((status = hcrt_gpu_stream_of(dev, stream, "reduce3", &s, &sync)) != HCRT_OK)
+        return status;
+    if ((status = hcrt_gpu_enter(st, dev)) != HCRT_OK)
+        return status;
+    e = HCRT_GPU_SYM(launch_reduce3)(dst, a, b, count, (int)dtype, (int)op, (void *)s, st->devs[dev].max_blocks);
+    if (e != (int)gpuSuccess)
+        return hcrt_gpu_fail(st, dev, (gpuError_t)e, "reduce3 kernel launch");
+    return hcrt_gpu_finish(st, dev, s, sync);
+}

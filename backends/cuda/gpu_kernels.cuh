@@ -1,5 +1,6 @@
 /*
- * backends/cuda/gpu_kernels.cuh - the element-wise reduction and scale kernels of the cuda and hip plugins.
+ * backends/cuda/gpu_kernels.cuh - the element-wise reduction (two and three operand) and scale kernels of
+ * the cuda and hip plugins.
  *
  * Written once in the dialect nvcc and hipcc share (__global__, blockIdx, <<<...>>>); the including file
  * first includes its vendor runtime header and defines
@@ -10,11 +11,12 @@
  * The arithmetic is in gpu_elem.cuh and matches backends/common/host_kernels.c bit for bit, so a
  * reduction gives the same result on every backend. HCRT_OP_AVG combines as sum (mapped before launch).
  *
- * Layout of the work: a grid-stride loop. When both pointers are 16-byte aligned, each thread moves one
+ * Layout of the work: a grid-stride loop. When all pointers are 16-byte aligned, each thread moves one
  * 16-byte vector per step (memory-bound kernels reach full bandwidth only with wide accesses for the
- * narrow types) and the tail is done element by element. Pointers that are not even aligned to the
- * element size (the runtime allows byte offsets into buffers) take a byte-wise path, because a
- * misaligned access would be a sticky error that kills the whole device context.
+ * narrow types, over PCIe to mapped host memory as much as in device memory) and the tail is done
+ * element by element. Pointers that are not even aligned to the element size (the runtime allows byte
+ * offsets into buffers) take a byte-wise path, because a misaligned access would be a sticky error that
+ * kills the whole device context.
  */
 #include "gpu_elem.cuh"
 
@@ -29,7 +31,10 @@ template <typename T> union vec16 {
     T e[16 / sizeof(T)];
 };
 
-template <typename T, int OP> __global__ void reduce_kernel(T *dst, const T *src, size_t count, int vectorised)
+/* dst = op(a, b), a the left operand. dst may be a or b: each element is read before it is written, by
+ * the same thread. */
+template <typename T, int OP>
+__global__ void reduce3_kernel(T *dst, const T *a, const T *b, size_t count, int vectorised)
 {
     size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     size_t stride = (size_t)gridDim.x * blockDim.x;
@@ -38,32 +43,34 @@ template <typename T, int OP> __global__ void reduce_kernel(T *dst, const T *src
         const size_t per = 16 / sizeof(T);
         size_t nvec = count / per;
         uint4 *d4 = reinterpret_cast<uint4 *>(dst);
-        const uint4 *s4 = reinterpret_cast<const uint4 *>(src);
+        const uint4 *a4 = reinterpret_cast<const uint4 *>(a);
+        const uint4 *b4 = reinterpret_cast<const uint4 *>(b);
         for (size_t i = tid; i < nvec; i += stride) {
-            vec16<T> a, b;
-            a.raw = d4[i];
-            b.raw = s4[i];
+            vec16<T> x, y;
+            x.raw = a4[i];
+            y.raw = b4[i];
 #pragma unroll
             for (size_t k = 0; k < per; k++)
-                a.e[k] = combine_elem<T, OP>(a.e[k], b.e[k]);
-            d4[i] = a.raw;
+                x.e[k] = combine_elem<T, OP>(x.e[k], y.e[k]);
+            d4[i] = x.raw;
         }
         start = nvec * per;
     }
     for (size_t i = start + tid; i < count; i += stride)
-        dst[i] = combine_elem<T, OP>(dst[i], src[i]);
+        dst[i] = combine_elem<T, OP>(a[i], b[i]);
 }
 
 template <typename T>
-__global__ void reduce_bytes_kernel(unsigned char *dst, const unsigned char *src, size_t count, int op)
+__global__ void reduce3_bytes_kernel(unsigned char *dst, const unsigned char *a, const unsigned char *b, size_t count,
+                                     int op)
 {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride) {
-        T a, b;
-        memcpy(&a, dst + i * sizeof(T), sizeof(T));
-        memcpy(&b, src + i * sizeof(T), sizeof(T));
-        a = combine_dyn<T>(a, b, op);
-        memcpy(dst + i * sizeof(T), &a, sizeof(T));
+        T x, y;
+        memcpy(&x, a + i * sizeof(T), sizeof(T));
+        memcpy(&y, b + i * sizeof(T), sizeof(T));
+        x = combine_dyn<T>(x, y, op);
+        memcpy(dst + i * sizeof(T), &x, sizeof(T));
     }
 }
 
@@ -115,31 +122,31 @@ unsigned grid_for(size_t work, int max_blocks)
 }
 
 template <typename T>
-void launch_reduce(void *dst, const void *src, size_t count, int op, gpuStream_t s, int max_blocks)
+void launch_reduce3(void *dst, const void *a, const void *b, size_t count, int op, gpuStream_t s, int max_blocks)
 {
-    uintptr_t bits = (uintptr_t)dst | (uintptr_t)src;
+    uintptr_t bits = (uintptr_t)dst | (uintptr_t)a | (uintptr_t)b;
     if (bits % sizeof(T) != 0) {
-        reduce_bytes_kernel<T><<<grid_for(count, max_blocks), kThreads, 0, s>>>((unsigned char *)dst,
-                                                                                (const unsigned char *)src, count, op);
+        reduce3_bytes_kernel<T><<<grid_for(count, max_blocks), kThreads, 0, s>>>(
+            (unsigned char *)dst, (const unsigned char *)a, (const unsigned char *)b, count, op);
         return;
     }
     int vectorised = bits % 16 == 0;
     size_t work = vectorised ? count / (16 / sizeof(T)) + 1 : count;
     unsigned grid = grid_for(work, max_blocks);
     T *d = (T *)dst;
-    const T *x = (const T *)src;
+    const T *x = (const T *)a, *y = (const T *)b;
     switch (op) {
     case HCRT_OP_SUM:
-        reduce_kernel<T, HCRT_OP_SUM><<<grid, kThreads, 0, s>>>(d, x, count, vectorised);
+        reduce3_kernel<T, HCRT_OP_SUM><<<grid, kThreads, 0, s>>>(d, x, y, count, vectorised);
         break;
     case HCRT_OP_PROD:
-        reduce_kernel<T, HCRT_OP_PROD><<<grid, kThreads, 0, s>>>(d, x, count, vectorised);
+        reduce3_kernel<T, HCRT_OP_PROD><<<grid, kThreads, 0, s>>>(d, x, y, count, vectorised);
         break;
     case HCRT_OP_MIN:
-        reduce_kernel<T, HCRT_OP_MIN><<<grid, kThreads, 0, s>>>(d, x, count, vectorised);
+        reduce3_kernel<T, HCRT_OP_MIN><<<grid, kThreads, 0, s>>>(d, x, y, count, vectorised);
         break;
     default:
-        reduce_kernel<T, HCRT_OP_MAX><<<grid, kThreads, 0, s>>>(d, x, count, vectorised);
+        reduce3_kernel<T, HCRT_OP_MAX><<<grid, kThreads, 0, s>>>(d, x, y, count, vectorised);
         break;
     }
 }
@@ -159,12 +166,14 @@ template <typename T> void launch_scale(void *ptr, size_t count, double factor, 
 } /* namespace */
 
 /*
- * dst[i] = op(dst[i], src[i]) for i < count on the current device, enqueued on `stream`. dtype and op
- * are valid (checked by the caller); HCRT_OP_AVG is combined as sum. Returns the vendor error code of the
- * launch (0 on success); errors during execution show at the next synchronisation.
+ * dst[i] = op(a[i], b[i]) for i < count, a the left operand (it decides floating ties and which NaN
+ * survives, as in the host kernels). The pointers are device memory or mapped host memory; dst may equal
+ * a or b (other overlaps are refused by the caller). dtype and op are valid (checked by the caller);
+ * HCRT_OP_AVG is combined as sum. Returns the vendor error code of the launch (0 on success); errors
+ * during execution show at the next synchronisation.
  */
-extern "C" int HCRT_GPU_SYM(launch_reduce)(void *dst, const void *src, size_t count, int dtype, int op, void *stream,
-                                           int max_blocks)
+extern "C" int HCRT_GPU_SYM(launch_reduce3)(void *dst, const void *a, const void *b, size_t count, int dtype, int op,
+                                            void *stream, int max_blocks)
 {
     gpuStream_t s = (gpuStream_t)stream;
     if (op == HCRT_OP_AVG)
@@ -173,37 +182,49 @@ extern "C" int HCRT_GPU_SYM(launch_reduce)(void *dst, const void *src, size_t co
         return 0;
     switch (dtype) {
     case HCRT_I8:
-        launch_reduce<int8_t>(dst, src, count, op, s, max_blocks);
+        launch_reduce3<int8_t>(dst, a, b, count, op, s, max_blocks);
         break;
     case HCRT_U8:
-        launch_reduce<uint8_t>(dst, src, count, op, s, max_blocks);
+        launch_reduce3<uint8_t>(dst, a, b, count, op, s, max_blocks);
         break;
     case HCRT_I32:
-        launch_reduce<int32_t>(dst, src, count, op, s, max_blocks);
+        launch_reduce3<int32_t>(dst, a, b, count, op, s, max_blocks);
         break;
     case HCRT_U32:
-        launch_reduce<uint32_t>(dst, src, count, op, s, max_blocks);
+        launch_reduce3<uint32_t>(dst, a, b, count, op, s, max_blocks);
         break;
     case HCRT_I64:
-        launch_reduce<int64_t>(dst, src, count, op, s, max_blocks);
+        launch_reduce3<int64_t>(dst, a, b, count, op, s, max_blocks);
         break;
     case HCRT_U64:
-        launch_reduce<uint64_t>(dst, src, count, op, s, max_blocks);
+        launch_reduce3<uint64_t>(dst, a, b, count, op, s, max_blocks);
         break;
     case HCRT_F16:
-        launch_reduce<f16_t>(dst, src, count, op, s, max_blocks);
+        launch_reduce3<f16_t>(dst, a, b, count, op, s, max_blocks);
         break;
     case HCRT_BF16:
-        launch_reduce<bf16_t>(dst, src, count, op, s, max_blocks);
+        launch_reduce3<bf16_t>(dst, a, b, count, op, s, max_blocks);
         break;
     case HCRT_F32:
-        launch_reduce<float>(dst, src, count, op, s, max_blocks);
+        launch_reduce3<float>(dst, a, b, count, op, s, max_blocks);
         break;
     default:
-        launch_reduce<double>(dst, src, count, op, s, max_blocks);
+        launch_reduce3<double>(dst, a, b, count, op, s, max_blocks);
         break;
     }
     return (int)HCRT_GPU_LAUNCH_ERROR();
+}
+
+/*
+ * dst[i] = op(dst[i], src[i]) for i < count on the current device, enqueued on `stream`: reduce3 with dst
+ * as its left operand. dtype and op are valid (checked by the caller); HCRT_OP_AVG is combined as sum.
+ * Returns the vendor error code of the launch (0 on success); errors during execution show at the next
+ * synchronisation.
+ */
+extern "C" int HCRT_GPU_SYM(launch_reduce)(void *dst, const void *src, size_t count, int dtype, int op, void *stream,
+                                           int max_blocks)
+{
+    return HCRT_GPU_SYM(launch_reduce3)(dst, dst, src, count, dtype, op, stream, max_blocks);
 }
 
 /* ptr[i] *= factor for i < count on the current device, enqueued on `stream`. Same conventions. */

@@ -54,6 +54,10 @@ static bool gpu_untrack(gpu_state_t *st, void *ptr, int dev)
 
 void hcrt_gpu_release_allocs(gpu_state_t *st)
 {
+    /* Host memory the runtime left registered belongs to the caller and outlives us: unpin it. */
+    for (size_t i = 0; i < st->hostreg.n; i++)
+        if (gpuHostUnregister((void *)st->hostreg.ranges[i].base) != gpuSuccess)
+            (void)gpuGetLastError();
     for (size_t b = 0; b < GPU_ALLOC_BUCKETS; b++) {
         gpu_alloc_t *a = st->allocs[b];
         while (a) {
@@ -165,6 +169,92 @@ hcrt_status_t hcrt_gpu_host_free(void *state, void *ptr)
         return hcrt_gpu_arg_error("host_free: argument 'ptr' (%p) was not allocated by host_alloc", ptr);
     if ((e = gpuFreeHost(ptr)) != gpuSuccess)
         return hcrt_gpu_fail(st, -1, e, GPU_BACKEND "FreeHost");
+    return HCRT_OK;
+}
+
+/*
+ * A vendor's refusal to register is HCRT_ERR_BACKEND, so the runtime stages through copies instead;
+ * only what the ABI names otherwise keeps its own status: an argument error (device memory, for which
+ * the vendors answer "invalid value") and a lost device.
+ */
+static hcrt_status_t gpu_register_refused(gpu_state_t *st, int dev, gpuError_t e, const char *call)
+{
+    hcrt_status_t status = hcrt_gpu_fail(st, dev, e, call);
+    return status == HCRT_ERR_INVALID_ARG || status == HCRT_ERR_DEVICE_LOST ? status : HCRT_ERR_BACKEND;
+}
+
+/*
+ * Pins [ptr, ptr+bytes) and maps it for the kernels of every device (portable), then asks for the address
+ * device `dev` uses for it: with unified addressing that is ptr itself, but the ABI leaves it to the
+ * vendor. The range is recorded first, so two threads cannot both register overlapping ranges.
+ */
+hcrt_status_t hcrt_gpu_host_register(void *state, int dev, void *ptr, size_t bytes, void **dev_ptr)
+{
+    gpu_state_t *st = state;
+    hcrt_status_t status;
+    void *d = NULL;
+    gpuError_t e;
+
+    if (!st)
+        return hcrt_gpu_arg_error("host_register: argument 'state' is NULL");
+    if (!ptr)
+        return hcrt_gpu_arg_error("host_register: argument 'ptr' is NULL");
+    if (!dev_ptr)
+        return hcrt_gpu_arg_error("host_register: argument 'dev_ptr' is NULL");
+    if (bytes == 0)
+        return hcrt_gpu_arg_error("host_register: argument 'bytes' is 0");
+    if ((uintptr_t)ptr > UINTPTR_MAX - bytes)
+        return hcrt_gpu_arg_error("host_register: argument 'bytes' (%zu) runs past the end of the address space",
+                                  bytes);
+    if ((status = hcrt_gpu_enter(st, dev)) != HCRT_OK)
+        return status;
+    status = hcrt__hostreg_add(&st->hostreg, dev, ptr, bytes);
+    if (status == HCRT_ERR_NO_MEMORY) {
+        hcrt_gpu_set_error("%s: out of host memory", GPU_BACKEND);
+        return status;
+    }
+    if (status != HCRT_OK)
+        return hcrt_gpu_arg_error("host_register: [%p, +%zu) overlaps a range already registered with this plugin", ptr,
+                                  bytes);
+    if ((e = gpuHostRegisterMapped(ptr, bytes)) != gpuSuccess) {
+        status = gpu_register_refused(st, dev, e, GPU_BACKEND "HostRegister");
+        goto err_record;
+    }
+    if ((e = gpuHostGetDevicePointer(&d, ptr)) != gpuSuccess) {
+        status = gpu_register_refused(st, dev, e, GPU_BACKEND "HostGetDevicePointer");
+        goto err_register;
+    }
+    *dev_ptr = d;
+    return HCRT_OK;
+
+err_register:
+    if (gpuHostUnregister(ptr) != gpuSuccess)
+        (void)gpuGetLastError(); /* last_error() keeps the reason the registration failed */
+err_record:
+    (void)hcrt__hostreg_remove(&st->hostreg, dev, ptr);
+    return status;
+}
+
+/* Like mem_free, the record goes first: a range is ours to unregister once, whatever the vendor says. */
+hcrt_status_t hcrt_gpu_host_unregister(void *state, int dev, void *ptr)
+{
+    gpu_state_t *st = state;
+    hcrt_status_t status;
+    gpuError_t e;
+
+    if (!st)
+        return hcrt_gpu_arg_error("host_unregister: argument 'state' is NULL");
+    if (!ptr)
+        return hcrt_gpu_arg_error("host_unregister: argument 'ptr' is NULL");
+    if (dev < 0 || dev >= st->ndev)
+        return hcrt_gpu_arg_error("host_unregister: device %d out of range (%d device(s))", dev, st->ndev);
+    if (hcrt__hostreg_remove(&st->hostreg, dev, ptr) != HCRT_OK)
+        return hcrt_gpu_arg_error("host_unregister: argument 'ptr' (%p) does not start a range registered on device %d",
+                                  ptr, dev);
+    if ((status = hcrt_gpu_enter(st, dev)) != HCRT_OK)
+        return status;
+    if ((e = gpuHostUnregister(ptr)) != gpuSuccess)
+        return hcrt_gpu_fail(st, dev, e, GPU_BACKEND "HostUnregister");
     return HCRT_OK;
 }
 

@@ -22,6 +22,7 @@
 #include "gpu_vendor_cuda.h"
 #endif
 
+#include "backends/common/hostreg.h"
 #include "hcrt/backend.h"
 
 #define GPU_ALLOC_BUCKETS 256
@@ -75,6 +76,11 @@ typedef struct gpu_state {
     struct hcrt_backend_event *events;
     struct hcrt_backend_coll *colls;
     gpu_alloc_t *allocs[GPU_ALLOC_BUCKETS];
+    /* Host ranges registered with host_register, by the device they were registered on. The vendor
+     * refuses an overlap too, but its "already registered" also covers memory pinned by anyone else in
+     * the process; this record tells our own overlaps apart (an argument error, as the ABI asks) before
+     * the vendor is called, and lets finalize() end what the runtime left registered. */
+    hcrt__hostreg_t hostreg;
 } gpu_state_t;
 
 /* Copies src into dst[size], truncating (vendor texts and names have no fixed bound). */
@@ -138,7 +144,9 @@ hcrt_status_t hcrt_gpu_memcpy(void *state, int dev, void *dst, const void *src, 
                               hcrt_backend_stream_t *stream);
 hcrt_status_t hcrt_gpu_memcpy_peer(void *state, int dst_dev, void *dst, int src_dev, const void *src, size_t bytes,
                                    hcrt_backend_stream_t *stream);
-/* Frees every allocation still tracked (finalize). */
+hcrt_status_t hcrt_gpu_host_register(void *state, int dev, void *ptr, size_t bytes, void **dev_ptr);
+hcrt_status_t hcrt_gpu_host_unregister(void *state, int dev, void *ptr);
+/* Frees every allocation and ends every host registration still alive (finalize). */
 void hcrt_gpu_release_allocs(gpu_state_t *st);
 
 /* gpu_exec.c */
@@ -155,6 +163,8 @@ hcrt_status_t hcrt_gpu_reduce(void *state, int dev, void *dst, const void *src, 
                               hcrt_op_t op, hcrt_backend_stream_t *stream);
 hcrt_status_t hcrt_gpu_scale(void *state, int dev, void *ptr, size_t count, hcrt_dtype_t dtype, double factor,
                              hcrt_backend_stream_t *stream);
+hcrt_status_t hcrt_gpu_reduce3(void *state, int dev, void *dst, const void *a, const void *b, size_t count,
+                               hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream);
 /* Destroys every stream and event still alive (finalize). */
 void hcrt_gpu_release_exec(gpu_state_t *st);
 
@@ -162,6 +172,8 @@ void hcrt_gpu_release_exec(gpu_state_t *st);
 int HCRT_GPU_SYM(launch_reduce)(void *dst, const void *src, size_t count, int dtype, int op, void *stream,
                                 int max_blocks);
 int HCRT_GPU_SYM(launch_scale)(void *ptr, size_t count, int dtype, double factor, void *stream, int max_blocks);
+int HCRT_GPU_SYM(launch_reduce3)(void *dst, const void *a, const void *b, size_t count, int dtype, int op, void *stream,
+                                 int max_blocks);
 
 /* ---- vendor collectives (cuda_nccl.c, only with HCRT_HAVE_NCCL) ---- */
 #ifdef HCRT_HAVE_NCCL

@@ -62,6 +62,11 @@ typedef enum cudaMemcpyKind gpuMemcpyKind;
 #define gpuEventSynchronize        cudaEventSynchronize
 #define gpuEventQuery              cudaEventQuery
 #define gpuEventElapsedTime        cudaEventElapsedTime
+/* Registered host memory for the kernels (host_register): mapped into every device's address space
+ * (portable), so one registration serves all devices of the process. */
+#define gpuHostRegisterMapped(p, n)   cudaHostRegister((p), (n), cudaHostRegisterMapped | cudaHostRegisterPortable)
+#define gpuHostUnregister             cudaHostUnregister
+#define gpuHostGetDevicePointer(d, p) cudaHostGetDevicePointer((d), (p), 0)
 
 #define GPU_ATTR_SM_COUNT  cudaDevAttrMultiProcessorCount
 #define GPU_ATTR_CLOCK_KHZ cudaDevAttrClockRate

@@ -61,6 +61,10 @@ typedef hipMemcpyKind gpuMemcpyKind;
 #define gpuEventSynchronize        hipEventSynchronize
 #define gpuEventQuery              hipEventQuery
 #define gpuEventElapsedTime        hipEventElapsedTime
+/* Registered host memory for the kernels (host_register): see gpu_vendor_cuda.h. */
+#define gpuHostRegisterMapped(p, n)   hipHostRegister((p), (n), hipHostRegisterMapped | hipHostRegisterPortable)
+#define gpuHostUnregister             hipHostUnregister
+#define gpuHostGetDevicePointer(d, p) hipHostGetDevicePointer((d), (p), 0)
 
 #define GPU_ATTR_SM_COUNT  hipDeviceAttributeMultiprocessorCount
 #define GPU_ATTR_CLOCK_KHZ hipDeviceAttributeClockRate
@@ -118,6 +122,10 @@ static inline const char *gpuGetErrorString(gpuError_t e)
         return "operation not supported";
     case hipErrorNotInitialized:
         return "initialization error";
+    case hipErrorHostMemoryAlreadyRegistered:
+        return "part or all of the requested memory range is already mapped";
+    case hipErrorHostMemoryNotRegistered:
+        return "pointer does not correspond to a registered memory region";
     default:
         return text ? text : "unknown HIP error";
     }

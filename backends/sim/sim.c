@@ -168,7 +168,7 @@ static hcrt_status_t sim_gate(sim_state_t *st, int dev, sim_gate_t kind, const c
 /* ---- the work of an op, run inline or on a stream's worker --------------------------------------- */
 
 /* SIM_UPLOAD: a large host->device copy (never overlapping: host memory and storage are separate). */
-typedef enum sim_op_kind { SIM_MEMSET, SIM_MEMCPY, SIM_UPLOAD, SIM_REDUCE, SIM_REDUCE3, SIM_SCALE } sim_op_kind_t;
+typedef enum sim_op_kind { SIM_MEMSET, SIM_MEMCPY, SIM_UPLOAD, SIM_REDUCE3, SIM_SCALE } sim_op_kind_t;
 
 typedef struct sim_op {
     sim_state_t *st;
@@ -247,9 +247,6 @@ static hcrt_status_t sim_exec(void *arg, char *msg)
     case SIM_UPLOAD:
         sim_upload(o->dst, o->src, o->bytes);
         break;
-    case SIM_REDUCE:
-        status = hcrt__host_reduce(o->dst, o->src, o->count, o->dtype, o->op);
-        break;
     case SIM_REDUCE3:
         status = hcrt__host_reduce3(o->dst, o->src, o->src2, o->count, o->dtype, o->op);
         break;
@@ -258,8 +255,7 @@ static hcrt_status_t sim_exec(void *arg, char *msg)
         break;
     }
     if (status != HCRT_OK) {
-        snprintf(msg, HCRT__WQ_MSG_LEN, "sim device %d: %s: operands overlap partially", o->dev,
-                 o->kind == SIM_REDUCE3 ? "reduce3" : "reduce");
+        snprintf(msg, HCRT__WQ_MSG_LEN, "sim device %d: reduce: operands overlap partially", o->dev);
         sim_fail(o->st, o->dev, status, "%s", msg);
         return status;
     }
@@ -844,38 +840,55 @@ static hcrt_status_t sim_event_elapsed(void *state, hcrt_backend_event_t *start,
 
 /* ---- kernels ------------------------------------------------------------------------------------- */
 
-static hcrt_status_t sim_reduce(void *state, int dev, void *dst, const void *src, size_t count, hcrt_dtype_t dtype,
-                                hcrt_op_t op, hcrt_backend_stream_t *stream)
+/* dst = op(a, b) (fn names the op for messages): reduce is the case a == dst. */
+static hcrt_status_t sim_combine(sim_state_t *st, const char *fn, int dev, void *dst, const void *a, const void *b,
+                                 size_t count, hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream)
 {
-    sim_state_t *st = state;
     SIM_CHECK_DEV(st, dev);
     SIM_CHECK_PTR(st, dev, dst, "dst");
-    SIM_CHECK_PTR(st, dev, src, "src");
+    SIM_CHECK_PTR(st, dev, a, "a");
+    SIM_CHECK_PTR(st, dev, b, "b");
     hcrt_status_t status = sim_check_stream(st, dev, stream);
     if (status != HCRT_OK)
         return status;
     const size_t es = sim_dtype_size(dtype);
     if (es == 0)
-        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: reduce: argument 'dtype' is %d", dev,
-                        (int)dtype);
+        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: %s: argument 'dtype' is %d", dev, fn, (int)dtype);
     if ((unsigned)op >= HCRT_OP_COUNT)
-        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: reduce: argument 'op' is %d", dev, (int)op);
+        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: %s: argument 'op' is %d", dev, fn, (int)op);
     if (count > SIZE_MAX / es)
-        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: reduce: argument 'count' is too large", dev);
+        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: %s: argument 'count' is too large", dev, fn);
     if (count == 0)
         return HCRT_OK;
-    void *d = sim_translate_k(st, dev, dst, count * es, "reduce", "dst");
+    void *d = sim_translate_k(st, dev, dst, count * es, fn, "dst");
     if (!d)
         return HCRT_ERR_INVALID_ARG;
-    const void *s = sim_translate_k(st, dev, src, count * es, "reduce", "src");
-    if (!s)
+    const void *x = a == dst ? d : sim_translate_k(st, dev, a, count * es, fn, "a");
+    if (!x)
         return HCRT_ERR_INVALID_ARG;
-    status = sim_gate(st, dev, SIM_GATE_PLAIN, "reduce", NULL, NULL);
+    const void *y = sim_translate_k(st, dev, b, count * es, fn, a == dst ? "src" : "b");
+    if (!y)
+        return HCRT_ERR_INVALID_ARG;
+    status = sim_gate(st, dev, SIM_GATE_PLAIN, fn, NULL, NULL);
     if (status != HCRT_OK)
         return status;
-    const sim_op_t o = {
-        .st = st, .dev = dev, .kind = SIM_REDUCE, .dst = d, .src = s, .count = count, .dtype = dtype, .op = op};
+    const sim_op_t o = {.st = st, .dev = dev, .kind = SIM_REDUCE3, .dst = d, .src = x, .src2 = y, .count = count,
+                        .dtype = dtype, .op = op};
     return sim_run(st, &o, stream);
+}
+
+static hcrt_status_t sim_reduce(void *state, int dev, void *dst, const void *src, size_t count, hcrt_dtype_t dtype,
+                                hcrt_op_t op, hcrt_backend_stream_t *stream)
+{
+    if (src == NULL) /* named as the ABI names it (the combined op would call it "b") */
+        return sim_fail(state, dev, HCRT_ERR_INVALID_ARG, "sim: sim_reduce: argument 'src' is NULL");
+    return sim_combine(state, "reduce", dev, dst, dst, src, count, dtype, op, stream);
+}
+
+static hcrt_status_t sim_reduce3(void *state, int dev, void *dst, const void *a, const void *b, size_t count,
+                                 hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream)
+{
+    return sim_combine(state, "reduce3", dev, dst, a, b, count, dtype, op, stream);
 }
 
 static hcrt_status_t sim_scale(void *state, int dev, void *ptr, size_t count, hcrt_dtype_t dtype, double factor,
@@ -902,44 +915,6 @@ static hcrt_status_t sim_scale(void *state, int dev, void *ptr, size_t count, hc
         return status;
     const sim_op_t o = {
         .st = st, .dev = dev, .kind = SIM_SCALE, .dst = p, .count = count, .dtype = dtype, .factor = factor};
-    return sim_run(st, &o, stream);
-}
-
-static hcrt_status_t sim_reduce3(void *state, int dev, void *dst, const void *a, const void *b, size_t count,
-                                 hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream)
-{
-    sim_state_t *st = state;
-    SIM_CHECK_DEV(st, dev);
-    SIM_CHECK_PTR(st, dev, dst, "dst");
-    SIM_CHECK_PTR(st, dev, a, "a");
-    SIM_CHECK_PTR(st, dev, b, "b");
-    hcrt_status_t status = sim_check_stream(st, dev, stream);
-    if (status != HCRT_OK)
-        return status;
-    const size_t es = sim_dtype_size(dtype);
-    if (es == 0)
-        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: reduce3: argument 'dtype' is %d", dev,
-                        (int)dtype);
-    if ((unsigned)op >= HCRT_OP_COUNT)
-        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: reduce3: argument 'op' is %d", dev, (int)op);
-    if (count > SIZE_MAX / es)
-        return sim_fail(st, dev, HCRT_ERR_INVALID_ARG, "sim device %d: reduce3: argument 'count' is too large", dev);
-    if (count == 0)
-        return HCRT_OK;
-    void *d = sim_translate_k(st, dev, dst, count * es, "reduce3", "dst");
-    if (!d)
-        return HCRT_ERR_INVALID_ARG;
-    const void *x = sim_translate_k(st, dev, a, count * es, "reduce3", "a");
-    if (!x)
-        return HCRT_ERR_INVALID_ARG;
-    const void *y = sim_translate_k(st, dev, b, count * es, "reduce3", "b");
-    if (!y)
-        return HCRT_ERR_INVALID_ARG;
-    status = sim_gate(st, dev, SIM_GATE_PLAIN, "reduce3", NULL, NULL);
-    if (status != HCRT_OK)
-        return status;
-    const sim_op_t o = {.st = st, .dev = dev, .kind = SIM_REDUCE3, .dst = d, .src = x, .src2 = y, .count = count,
-                        .dtype = dtype, .op = op};
     return sim_run(st, &o, stream);
 }
 

@@ -15,8 +15,10 @@
  *
  * The "device" is two devices of 64 MiB of host memory each; every call completes synchronously; the
  * kernels are the host kernels (the GPU kernels' arithmetic is compared with them bit for bit by
- * test_gpu_kernel_math). Errors behave as in CUDA: a failing call returns its code and leaves it for
- * cudaGetLastError(), per thread.
+ * test_gpu_kernel_math). cudaHostRegister keeps exact byte ranges, as the driver does: a range that
+ * overlaps a registered or cudaHostAlloc'ed one is "already registered", device memory is an invalid
+ * value, and the device address of registered memory is its host address (unified addressing). Errors behave as in
+ * CUDA: a failing call returns its code and leaves it for cudaGetLastError(), per thread.
  */
 #include <cuda_runtime_api.h>
 #include <pthread.h>
@@ -45,6 +47,13 @@ static struct {
     size_t bytes;
     int dev; /* -1: pinned host */
 } mock_allocs[MOCK_MAX_ALLOCS];
+
+/* Host ranges registered with cudaHostRegister (guarded by mock_lock). */
+#define MOCK_MAX_REGS 256
+static struct {
+    const char *ptr;
+    size_t bytes;
+} mock_regs[MOCK_MAX_REGS];
 
 struct CUevent_st {
     double t;
@@ -181,6 +190,10 @@ const char *cudaGetErrorName(cudaError_t error)
         return "cudaErrorNotReady";
     case cudaErrorIllegalAddress:
         return "cudaErrorIllegalAddress";
+    case cudaErrorHostMemoryAlreadyRegistered:
+        return "cudaErrorHostMemoryAlreadyRegistered";
+    case cudaErrorHostMemoryNotRegistered:
+        return "cudaErrorHostMemoryNotRegistered";
     default:
         return "cudaErrorUnknown";
     }
@@ -203,6 +216,10 @@ const char *cudaGetErrorString(cudaError_t error)
         return "device not ready";
     case cudaErrorIllegalAddress:
         return "an illegal memory access was encountered";
+    case cudaErrorHostMemoryAlreadyRegistered:
+        return "part or all of the requested memory range is already mapped";
+    case cudaErrorHostMemoryNotRegistered:
+        return "pointer does not correspond to a registered memory region";
     default:
         return "unknown error";
     }
@@ -341,6 +358,77 @@ cudaError_t cudaFreeHost(void *ptr)
     return cudaSuccess;
 }
 
+static int mock_overlaps(const char *p, size_t n, const void *q, size_t m)
+{
+    const char *c = q;
+    return p < c + m && c < p + n;
+}
+
+cudaError_t cudaHostRegister(void *ptr, size_t size, unsigned int flags)
+{
+    MOCK_STICKY_CHECK();
+    const unsigned int known =
+        cudaHostRegisterPortable | cudaHostRegisterMapped | cudaHostRegisterIoMemory | cudaHostRegisterReadOnly;
+    if (!ptr || size == 0 || (flags & ~known) != 0)
+        return mock_ret(cudaErrorInvalidValue);
+    cudaError_t e = cudaErrorMemoryAllocation; /* the table is full (a driver out of pinnable memory) */
+    pthread_mutex_lock(&mock_lock);
+    for (int i = 0; i < MOCK_MAX_ALLOCS; i++)
+        if (mock_allocs[i].ptr && mock_overlaps(ptr, size, mock_allocs[i].ptr, mock_allocs[i].bytes)) {
+            e = mock_allocs[i].dev >= 0 ? cudaErrorInvalidValue : cudaErrorHostMemoryAlreadyRegistered;
+            goto out;
+        }
+    for (int i = 0; i < MOCK_MAX_REGS; i++)
+        if (mock_regs[i].ptr && mock_overlaps(ptr, size, mock_regs[i].ptr, mock_regs[i].bytes)) {
+            e = cudaErrorHostMemoryAlreadyRegistered;
+            goto out;
+        }
+    for (int i = 0; i < MOCK_MAX_REGS; i++)
+        if (!mock_regs[i].ptr) {
+            mock_regs[i].ptr = ptr;
+            mock_regs[i].bytes = size;
+            e = cudaSuccess;
+            break;
+        }
+out:
+    pthread_mutex_unlock(&mock_lock);
+    return e == cudaSuccess ? e : mock_ret(e);
+}
+
+cudaError_t cudaHostUnregister(void *ptr)
+{
+    cudaError_t e = cudaErrorHostMemoryNotRegistered;
+    pthread_mutex_lock(&mock_lock);
+    for (int i = 0; i < MOCK_MAX_REGS; i++)
+        if (ptr && mock_regs[i].ptr == ptr) {
+            mock_regs[i].ptr = NULL;
+            e = cudaSuccess;
+            break;
+        }
+    pthread_mutex_unlock(&mock_lock);
+    return e == cudaSuccess ? e : mock_ret(e);
+}
+
+/* Registered or cudaHostAlloc'ed memory maps to itself; anything else is not mapped for the device. */
+cudaError_t cudaHostGetDevicePointer(void **pDevice, void *pHost, unsigned int flags)
+{
+    MOCK_STICKY_CHECK();
+    if (!pDevice || !pHost || flags != 0)
+        return mock_ret(cudaErrorInvalidValue);
+    int found = 0;
+    pthread_mutex_lock(&mock_lock);
+    for (int i = 0; i < MOCK_MAX_REGS && !found; i++)
+        found = mock_regs[i].ptr && mock_overlaps(pHost, 1, mock_regs[i].ptr, mock_regs[i].bytes);
+    for (int i = 0; i < MOCK_MAX_ALLOCS && !found; i++)
+        found = mock_allocs[i].ptr && mock_allocs[i].dev < 0 &&
+                mock_overlaps(pHost, 1, mock_allocs[i].ptr, mock_allocs[i].bytes);
+    pthread_mutex_unlock(&mock_lock);
+    if (!found)
+        return mock_ret(cudaErrorInvalidValue);
+    *pDevice = pHost;
+    return cudaSuccess;
+}
+
 cudaError_t cudaMemsetAsync(void *ptr, int value, size_t count, cudaStream_t stream)
 {
     MOCK_STICKY_CHECK();
@@ -442,6 +530,16 @@ int hcrt_cuda_launch_reduce(void *dst, const void *src, size_t count, int dtype,
     (void)stream;
     (void)max_blocks;
     return hcrt__host_reduce(dst, src, count, (hcrt_dtype_t)dtype, (hcrt_op_t)op) == HCRT_OK
+               ? cudaSuccess
+               : mock_ret(cudaErrorInvalidValue);
+}
+
+int hcrt_cuda_launch_reduce3(void *dst, const void *a, const void *b, size_t count, int dtype, int op, void *stream,
+                             int max_blocks)
+{
+    (void)stream;
+    (void)max_blocks;
+    return hcrt__host_reduce3(dst, a, b, count, (hcrt_dtype_t)dtype, (hcrt_op_t)op) == HCRT_OK
                ? cudaSuccess
                : mock_ret(cudaErrorInvalidValue);
 }

@@ -5,6 +5,7 @@
  * covers the HIP side of the vendor map (backends/hip/gpu_vendor_hip.h). Like HIP 5.2, the mock's
  * hipGetErrorString() returns just the error's name, so the plugin's own descriptions are exercised.
  * Allocating exactly MOCK_FAULT_BYTES makes a device fail with hipErrorIllegalAddress from then on.
+ * hipHostRegister keeps exact byte ranges like mock_cudart.c's cudaHostRegister, with HIP's codes.
  */
 #include <hip/hip_runtime_api.h>
 #include <pthread.h>
@@ -33,6 +34,13 @@ static struct {
     size_t bytes;
     int dev; /* -1: pinned host */
 } mock_allocs[MOCK_MAX_ALLOCS];
+
+/* Host ranges registered with hipHostRegister (guarded by mock_lock). */
+#define MOCK_MAX_REGS 256
+static struct {
+    const char *ptr;
+    size_t bytes;
+} mock_regs[MOCK_MAX_REGS];
 
 struct ihipEvent_t {
     double t;
@@ -134,6 +142,10 @@ const char *hipGetErrorName(hipError_t error)
         return "hipErrorNotReady";
     case hipErrorIllegalAddress:
         return "hipErrorIllegalAddress";
+    case hipErrorHostMemoryAlreadyRegistered:
+        return "hipErrorHostMemoryAlreadyRegistered";
+    case hipErrorHostMemoryNotRegistered:
+        return "hipErrorHostMemoryNotRegistered";
     default:
         return "hipErrorUnknown";
     }
@@ -276,6 +288,77 @@ hipError_t hipHostFree(void *ptr)
     return hipSuccess;
 }
 
+static int mock_overlaps(const char *p, size_t n, const void *q, size_t m)
+{
+    const char *c = q;
+    return p < c + m && c < p + n;
+}
+
+hipError_t hipHostRegister(void *ptr, size_t size, unsigned int flags)
+{
+    MOCK_STICKY_CHECK();
+    const unsigned int known =
+        hipHostRegisterPortable | hipHostRegisterMapped | hipHostRegisterIoMemory | hipExtHostRegisterCoarseGrained;
+    if (!ptr || size == 0 || (flags & ~known) != 0)
+        return mock_ret(hipErrorInvalidValue);
+    hipError_t e = hipErrorOutOfMemory; /* the table is full (a driver out of pinnable memory) */
+    pthread_mutex_lock(&mock_lock);
+    for (int i = 0; i < MOCK_MAX_ALLOCS; i++)
+        if (mock_allocs[i].ptr && mock_overlaps(ptr, size, mock_allocs[i].ptr, mock_allocs[i].bytes)) {
+            e = mock_allocs[i].dev >= 0 ? hipErrorInvalidValue : hipErrorHostMemoryAlreadyRegistered;
+            goto out;
+        }
+    for (int i = 0; i < MOCK_MAX_REGS; i++)
+        if (mock_regs[i].ptr && mock_overlaps(ptr, size, mock_regs[i].ptr, mock_regs[i].bytes)) {
+            e = hipErrorHostMemoryAlreadyRegistered;
+            goto out;
+        }
+    for (int i = 0; i < MOCK_MAX_REGS; i++)
+        if (!mock_regs[i].ptr) {
+            mock_regs[i].ptr = ptr;
+            mock_regs[i].bytes = size;
+            e = hipSuccess;
+            break;
+        }
+out:
+    pthread_mutex_unlock(&mock_lock);
+    return e == hipSuccess ? e : mock_ret(e);
+}
+
+hipError_t hipHostUnregister(void *ptr)
+{
+    hipError_t e = hipErrorHostMemoryNotRegistered;
+    pthread_mutex_lock(&mock_lock);
+    for (int i = 0; i < MOCK_MAX_REGS; i++)
+        if (ptr && mock_regs[i].ptr == ptr) {
+            mock_regs[i].ptr = NULL;
+            e = hipSuccess;
+            break;
+        }
+    pthread_mutex_unlock(&mock_lock);
+    return e == hipSuccess ? e : mock_ret(e);
+}
+
+/* Registered or hipHostMalloc'ed memory maps to itself; anything else is not mapped for the device. */
+hipError_t hipHostGetDevicePointer(void **devPtr, void *hstPtr, unsigned int flags)
+{
+    MOCK_STICKY_CHECK();
+    if (!devPtr || !hstPtr || flags != 0)
+        return mock_ret(hipErrorInvalidValue);
+    int found = 0;
+    pthread_mutex_lock(&mock_lock);
+    for (int i = 0; i < MOCK_MAX_REGS && !found; i++)
+        found = mock_regs[i].ptr && mock_overlaps(hstPtr, 1, mock_regs[i].ptr, mock_regs[i].bytes);
+    for (int i = 0; i < MOCK_MAX_ALLOCS && !found; i++)
+        found = mock_allocs[i].ptr && mock_allocs[i].dev < 0 &&
+                mock_overlaps(hstPtr, 1, mock_allocs[i].ptr, mock_allocs[i].bytes);
+    pthread_mutex_unlock(&mock_lock);
+    if (!found)
+        return mock_ret(hipErrorInvalidValue);
+    *devPtr = hstPtr;
+    return hipSuccess;
+}
+
 hipError_t hipMemsetAsync(void *ptr, int value, size_t count, hipStream_t stream)
 {
     MOCK_STICKY_CHECK();
@@ -377,6 +460,16 @@ int hcrt_hip_launch_reduce(void *dst, const void *src, size_t count, int dtype, 
     (void)stream;
     (void)max_blocks;
     return hcrt__host_reduce(dst, src, count, (hcrt_dtype_t)dtype, (hcrt_op_t)op) == HCRT_OK
+               ? hipSuccess
+               : mock_ret(hipErrorInvalidValue);
+}
+
+int hcrt_hip_launch_reduce3(void *dst, const void *a, const void *b, size_t count, int dtype, int op, void *stream,
+                            int max_blocks)
+{
+    (void)stream;
+    (void)max_blocks;
+    return hcrt__host_reduce3(dst, a, b, count, (hcrt_dtype_t)dtype, (hcrt_op_t)op) == HCRT_OK
                ? hipSuccess
                : mock_ret(hipErrorInvalidValue);
 }

@@ -5,7 +5,9 @@
  * backends/cuda/gpu_elem.cuh. This program runs those same functions on the host (built by nvcc or hipcc,
  * no GPU needed) and compares every dtype x op of the reduction, and scale, with hcrt__host_reduce() and
  * hcrt__host_scale(), on inputs full of edge cases (NaN, infinities, signed zeros, subnormals, ties, integer
- * extremes). It also checks every f16 -> f32 conversion and f32 -> f16/bf16 on a sweep of 2^32 / 257
+ * extremes). The three-operand reduction (reduce3: dst = op(a, b), a on the left) is compared with
+ * hcrt__host_reduce3() in its three forms (dst apart, dst == a, dst == b), on inputs where the operand
+ * order shows. It also checks every f16 -> f32 conversion and f32 -> f16/bf16 on a sweep of 2^32 / 257
  * inputs plus every f16 rounding tie. A difference here means a collective would give different bits
  * depending on whether a GPU or a CPU did the reduction.
  */
@@ -85,32 +87,33 @@ static void fill(hcrt_dtype_t dt, void *buf, size_t n)
     }
 }
 
-template <typename T, int OP> static void gpu_reduce_t(void *dst, const void *src, size_t n)
+/* dst = op(a, b) element by element, as reduce3_kernel does; reduce is the case a == dst. */
+template <typename T, int OP> static void gpu_reduce_t(void *dst, const void *a, const void *b, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        T a, b;
-        memcpy(&a, (char *)dst + i * sizeof(T), sizeof(T));
-        memcpy(&b, (const char *)src + i * sizeof(T), sizeof(T));
-        a = combine_elem<T, OP>(a, b);
-        memcpy((char *)dst + i * sizeof(T), &a, sizeof(T));
+        T x, y;
+        memcpy(&x, (const char *)a + i * sizeof(T), sizeof(T));
+        memcpy(&y, (const char *)b + i * sizeof(T), sizeof(T));
+        x = combine_elem<T, OP>(x, y);
+        memcpy((char *)dst + i * sizeof(T), &x, sizeof(T));
     }
 }
 
-template <typename T> static void gpu_reduce_op(void *dst, const void *src, size_t n, int op)
+template <typename T> static void gpu_reduce_op(void *dst, const void *a, const void *b, size_t n, int op)
 {
     switch (op) {
     case HCRT_OP_SUM:
     case HCRT_OP_AVG:
-        gpu_reduce_t<T, HCRT_OP_SUM>(dst, src, n);
+        gpu_reduce_t<T, HCRT_OP_SUM>(dst, a, b, n);
         break;
     case HCRT_OP_PROD:
-        gpu_reduce_t<T, HCRT_OP_PROD>(dst, src, n);
+        gpu_reduce_t<T, HCRT_OP_PROD>(dst, a, b, n);
         break;
     case HCRT_OP_MIN:
-        gpu_reduce_t<T, HCRT_OP_MIN>(dst, src, n);
+        gpu_reduce_t<T, HCRT_OP_MIN>(dst, a, b, n);
         break;
     default:
-        gpu_reduce_t<T, HCRT_OP_MAX>(dst, src, n);
+        gpu_reduce_t<T, HCRT_OP_MAX>(dst, a, b, n);
         break;
     }
 }
@@ -126,40 +129,46 @@ template <typename T> static void gpu_scale_t(void *ptr, size_t n, double factor
 }
 
 /* The element functions the kernels instantiate, by dtype (the same dispatch as gpu_kernels.cuh). */
-static void gpu_reduce(hcrt_dtype_t dt, void *dst, const void *src, size_t n, int op)
+static void gpu_reduce3(hcrt_dtype_t dt, void *dst, const void *a, const void *b, size_t n, int op)
 {
     switch (dt) {
     case HCRT_I8:
-        gpu_reduce_op<int8_t>(dst, src, n, op);
+        gpu_reduce_op<int8_t>(dst, a, b, n, op);
         break;
     case HCRT_U8:
-        gpu_reduce_op<uint8_t>(dst, src, n, op);
+        gpu_reduce_op<uint8_t>(dst, a, b, n, op);
         break;
     case HCRT_I32:
-        gpu_reduce_op<int32_t>(dst, src, n, op);
+        gpu_reduce_op<int32_t>(dst, a, b, n, op);
         break;
     case HCRT_U32:
-        gpu_reduce_op<uint32_t>(dst, src, n, op);
+        gpu_reduce_op<uint32_t>(dst, a, b, n, op);
         break;
     case HCRT_I64:
-        gpu_reduce_op<int64_t>(dst, src, n, op);
+        gpu_reduce_op<int64_t>(dst, a, b, n, op);
         break;
     case HCRT_U64:
-        gpu_reduce_op<uint64_t>(dst, src, n, op);
+        gpu_reduce_op<uint64_t>(dst, a, b, n, op);
         break;
     case HCRT_F16:
-        gpu_reduce_op<f16_t>(dst, src, n, op);
+        gpu_reduce_op<f16_t>(dst, a, b, n, op);
         break;
     case HCRT_BF16:
-        gpu_reduce_op<bf16_t>(dst, src, n, op);
+        gpu_reduce_op<bf16_t>(dst, a, b, n, op);
         break;
     case HCRT_F32:
-        gpu_reduce_op<float>(dst, src, n, op);
+        gpu_reduce_op<float>(dst, a, b, n, op);
         break;
     default:
-        gpu_reduce_op<double>(dst, src, n, op);
+        gpu_reduce_op<double>(dst, a, b, n, op);
         break;
     }
+}
+
+/* dst = op(dst, src), the two-operand reduce (reduce3_kernel with dst on the left). */
+static void gpu_reduce(hcrt_dtype_t dt, void *dst, const void *src, size_t n, int op)
+{
+    gpu_reduce3(dt, dst, dst, src, n, op);
 }
 
 static void gpu_scale(hcrt_dtype_t dt, void *ptr, size_t n, double factor)
@@ -270,6 +279,70 @@ static void check_reduce_and_scale(void)
     free(got);
 }
 
+/* Element i of a floating dtype becomes +0 or -0 (little-endian: the sign is the top bit of the last byte). */
+static void put_signed_zero(unsigned char *p, size_t i, size_t es, bool negative)
+{
+    memset(p + i * es, 0, es);
+    if (negative)
+        p[i * es + es - 1] = 0x80;
+}
+
+/*
+ * reduce3 with a on the left, against the host's reduce3 with dst apart from both operands, dst == a and
+ * dst == b (separate host code paths). Floating min/max keep the left operand on ties, so a few +0/-0 pairs
+ * make the operand order visible; the swapped order must then differ, or the check could not catch it.
+ */
+static void check_reduce3(void)
+{
+    const size_t n = 4099;
+    unsigned char *a = (unsigned char *)malloc(n * 8), *b = (unsigned char *)malloc(n * 8);
+    unsigned char *want = (unsigned char *)malloc(n * 8), *got = (unsigned char *)malloc(n * 8);
+    for (int dt = 0; dt < HCRT_DTYPE_COUNT; dt++) {
+        const size_t es = dtype_size[dt];
+        const bool floating = dt == HCRT_F16 || dt == HCRT_BF16 || dt == HCRT_F32 || dt == HCRT_F64;
+        for (int op = 0; op < HCRT_OP_COUNT; op++) {
+            fill((hcrt_dtype_t)dt, a, n);
+            fill((hcrt_dtype_t)dt, b, n);
+            if (floating)
+                for (size_t i = 0; i < 8; i++) {
+                    put_signed_zero(a, i, es, i & 1);
+                    put_signed_zero(b, i, es, !(i & 1));
+                }
+            gpu_reduce3((hcrt_dtype_t)dt, got, a, b, n, op);
+            for (int form = 0; form < 3; form++) {
+                static const char *form_names[] = {"dst apart", "dst == a", "dst == b"};
+                hcrt_status_t st;
+                if (form == 0) {
+                    memset(want, 0x5a, n * es);
+                    st = hcrt__host_reduce3(want, a, b, n, (hcrt_dtype_t)dt, (hcrt_op_t)op);
+                } else if (form == 1) {
+                    memcpy(want, a, n * es);
+                    st = hcrt__host_reduce3(want, want, b, n, (hcrt_dtype_t)dt, (hcrt_op_t)op);
+                } else {
+                    memcpy(want, b, n * es);
+                    st = hcrt__host_reduce3(want, a, want, n, (hcrt_dtype_t)dt, (hcrt_op_t)op);
+                }
+                if (st != HCRT_OK)
+                    FAIL("host reduce3 %s %s (%s) refused", dtype_names[dt], op_names[op], form_names[form]);
+                size_t i = first_diff(dt, want, got, n, es);
+                if (i < n)
+                    FAIL("reduce3 %s %s (%s) differs at element %zu", dtype_names[dt], op_names[op], form_names[form],
+                         i);
+            }
+            if (floating && (op == HCRT_OP_MIN || op == HCRT_OP_MAX)) {
+                gpu_reduce3((hcrt_dtype_t)dt, want, b, a, n, op);
+                if (first_diff(dt, want, got, n, es) == n)
+                    FAIL("reduce3 %s %s: swapping a and b changes nothing, the operand order is untested",
+                         dtype_names[dt], op_names[op]);
+            }
+        }
+    }
+    free(a);
+    free(b);
+    free(want);
+    free(got);
+}
+
 static void check_conversions(void)
 {
     for (uint32_t h = 0; h < 65536; h++) {
@@ -296,11 +369,13 @@ int main(void)
 {
     check_conversions();
     check_reduce_and_scale();
+    check_reduce3();
     if (failures) {
         fprintf(stderr, "%d difference(s) between the GPU element arithmetic and the host kernels\n", failures);
         return 1;
     }
-    printf("GPU element arithmetic matches the host kernels: %d dtypes x %d ops, scale, f16/bf16 conversions\n",
+    printf("GPU element arithmetic matches the host kernels: %d dtypes x %d ops, reduce3, scale, f16/bf16 "
+           "conversions\n",
            HCRT_DTYPE_COUNT, HCRT_OP_COUNT);
     return 0;
 }
