@@ -34,8 +34,8 @@ const hcrt__config_def_t hcrt__config_table[] = {
     {"HCRT_SIM_SPEED", "1.0", HCRT__CFG_DOUBLE, 0.001, 1000.0, NULL,
      "Relative speed of sim devices; 0.5 makes their kernels and copies take twice as long."},
     {"HCRT_SIM_FAULT", "", HCRT__CFG_STRING, 0, 0, NULL,
-     "Sim faults: comma-separated alloc_fail=N, copy_fail=N, lost_after=N (fail the Nth op, or lose the "
-     "device after N ops), optional dev=I to target one device."},
+     "Sim faults: comma-separated alloc_fail=N, copy_fail=N, register_fail=N, lost_after=N (fail the Nth op, "
+     "or lose the device after N ops), optional dev=I to target one device."},
 
     /* ---- collectives ---- */
     {"HCRT_ALGO", "auto", HCRT__CFG_ENUM, 0, 0, "auto,ring,rd,shm,hier,mpi",

@@ -40,6 +40,7 @@ typedef struct sim_dev {
     uint64_t nops;    /* ops counted toward lost_after */
     uint64_t nallocs; /* allocations attempted */
     uint64_t ncopies; /* copies attempted */
+    uint64_t nregs;   /* host registrations attempted */
     bool lost;
     hcrt_status_t last_status;
     char last_error[256];
@@ -112,13 +113,14 @@ static size_t sim_dtype_size(hcrt_dtype_t dtype)
 
 /* ---- fault gate: every op of a device passes here when it is called ----------------------------- */
 
-typedef enum sim_gate { SIM_GATE_PLAIN, SIM_GATE_ALLOC, SIM_GATE_COPY, SIM_GATE_CHECK } sim_gate_t;
+typedef enum sim_gate { SIM_GATE_PLAIN, SIM_GATE_ALLOC, SIM_GATE_COPY, SIM_GATE_REGISTER, SIM_GATE_CHECK } sim_gate_t;
 
 /*
  * Counts one op of `kind` on device `dev` and decides its fate: HCRT_OK to run, HCRT_ERR_DEVICE_LOST
  * (returned) when the device is or just became lost, or HCRT_ERR_BACKEND in *inject for an injected
- * allocation/copy failure (the caller delivers it where the op would fail). SIM_GATE_CHECK only checks
- * for loss without counting (free, streams, events).
+ * allocation/copy/registration failure (the caller delivers it where the op would fail). SIM_GATE_CHECK
+ * only checks for loss (free, streams, events); neither it nor SIM_GATE_REGISTER counts toward lost_after,
+ * which counts the device's work.
  */
 static hcrt_status_t sim_gate(sim_state_t *st, int dev, sim_gate_t kind, const char *what, hcrt_status_t *inject,
                               uint64_t *nth)
@@ -131,7 +133,7 @@ static hcrt_status_t sim_gate(sim_state_t *st, int dev, sim_gate_t kind, const c
     if (inject)
         *inject = HCRT_OK;
     pthread_mutex_lock(&d->mu);
-    if (!d->lost && kind != SIM_GATE_CHECK) {
+    if (!d->lost && kind != SIM_GATE_CHECK && kind != SIM_GATE_REGISTER) {
         d->nops++;
         if (targeted && f->has_lost && d->nops > f->lost_after) {
             d->lost = true;
@@ -146,6 +148,12 @@ static hcrt_status_t sim_gate(sim_state_t *st, int dev, sim_gate_t kind, const c
             *inject = HCRT_ERR_BACKEND;
         if (nth)
             *nth = d->nallocs;
+    } else if (kind == SIM_GATE_REGISTER) {
+        d->nregs++;
+        if (targeted && d->nregs == f->register_fail && inject)
+            *inject = HCRT_ERR_BACKEND;
+        if (nth)
+            *nth = d->nregs;
     } else if (kind == SIM_GATE_COPY) {
         d->ncopies++;
         if (targeted && d->ncopies == f->copy_fail && inject)
@@ -931,9 +939,15 @@ static hcrt_status_t sim_host_register(void *state, int dev, void *ptr, size_t b
     if (!sim_host_ptr_ok(st, dev, ptr, "host_register", "ptr") ||
         !sim_host_ptr_ok(st, dev, (const char *)ptr + bytes - 1, "host_register", "ptr + bytes"))
         return HCRT_ERR_INVALID_ARG;
-    hcrt_status_t status = sim_gate(st, dev, SIM_GATE_CHECK, "host_register", NULL, NULL);
+    hcrt_status_t inject = HCRT_OK;
+    uint64_t nth = 0;
+    hcrt_status_t status = sim_gate(st, dev, SIM_GATE_REGISTER, "host_register", &inject, &nth);
     if (status != HCRT_OK)
         return status;
+    if (inject != HCRT_OK)
+        return sim_fail(st, dev, inject,
+                        "sim device %d: host_register: injected refusal to pin (registration %llu, HCRT_SIM_FAULT)",
+                        dev, (unsigned long long)nth);
     status = hcrt__hostreg_add(&st->hostreg, dev, ptr, bytes);
     if (status != HCRT_OK)
         return sim_fail(st, dev, status, "sim device %d: host_register: [%p, +%zu) %s", dev, ptr, bytes,

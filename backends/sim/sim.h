@@ -64,12 +64,13 @@ bool sim_heap_in_range(const sim_heap_t *h, const void *ptr);
 typedef struct sim_fault {
     uint64_t alloc_fail; /* the Nth allocation fails (1-based); 0: never */
     uint64_t copy_fail;  /* the Nth copy fails (1-based); 0: never */
+    uint64_t register_fail; /* the Nth host_register is refused with HCRT_ERR_BACKEND (1-based); 0: never */
     uint64_t lost_after; /* the device is lost after this many ops, when has_lost */
     bool has_lost;
     int dev; /* the device the faults apply to; -1: every device */
 } sim_fault_t;
 
-/* Parses HCRT_SIM_FAULT ("alloc_fail=N,copy_fail=N,lost_after=N,dev=I"; "" for none). HCRT_ERR_CONFIG
+/* Parses HCRT_SIM_FAULT ("alloc_fail=N,copy_fail=N,register_fail=N,lost_after=N,dev=I"; "" for none). HCRT_ERR_CONFIG
  * with the reason in err on a malformed value or a dev outside [0, ndev). */
 hcrt_status_t sim_fault_parse(const char *text, int ndev, sim_fault_t *fault, char *err, size_t errlen);
 

@@ -594,6 +594,21 @@ static void test_sim_faults(void)
     CHECK_OK(ctx, hcrt_mem_free(d, q));
     CHECK_OK(NULL, hcrt_finalize(ctx));
 
+    /* register_fail=2: the second registration is refused as a vendor refuses to pin (the range is not
+     * recorded, so the same range registers on the next try); the device stays healthy */
+    ctx = open_ctx_with("HCRT_SIM_FAULT", "register_fail=2");
+    REQUIRE_OK(ctx, hcrt_device_find(ctx, "sim", 0, &d));
+    void *m1 = NULL, *m2 = NULL;
+    CHECK_OK(ctx, hcrt_host_register(d, h, 64, &m1));
+    CHECK_STATUS(ctx, hcrt_host_register(d, h + 128, 64, &m2), HCRT_ERR_BACKEND);
+    CHECK(strstr(hcrt_last_error(ctx), "injected refusal to pin") != NULL);
+    CHECK(m2 == NULL);
+    CHECK_OK(ctx, hcrt_host_register(d, h + 128, 64, &m2));
+    CHECK_OK(ctx, hcrt_device_check_health(d));
+    CHECK_OK(ctx, hcrt_host_unregister(d, h));
+    CHECK_OK(ctx, hcrt_host_unregister(d, h + 128));
+    CHECK_OK(NULL, hcrt_finalize(ctx));
+
     /* copy_fail=2 on device 1 only; an async copy fails at the stream's sync */
     ctx = open_ctx_with("HCRT_SIM_FAULT", "copy_fail=2,dev=1");
     REQUIRE_OK(ctx, hcrt_device_find(ctx, "sim", 0, &d));

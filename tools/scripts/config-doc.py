@@ -52,7 +52,8 @@ Keys: `rank` (default every rank), `step` or `seq` (default any), `phase` or `op
 ## HCRT_SIM_FAULT
 
 Faults of the sim backend: comma-separated `alloc_fail=N` (the Nth allocation fails), `copy_fail=N` (the
-Nth copy fails), `lost_after=N` (the device is lost after N operations; every later operation returns
+Nth copy fails), `register_fail=N` (the Nth `hcrt_host_register` is refused with `HCRT_ERR_BACKEND`, as a
+GPU runtime may refuse to pin memory), `lost_after=N` (the device is lost after N operations; every later operation returns
 `HCRT_ERR_DEVICE_LOST` and its health says lost), and `dev=I` to aim them at one device.
 """
 
