@@ -357,7 +357,7 @@ static void test_host_mapped(hcrt_context_t *ctx, hcrt_device_t *host, hcrt_devi
     }
     const size_t n = 1031, max_bytes = n * 8;
     /* One registered host block: the left operand, then the result, then a guard area. */
-    unsigned char *block = aligned_alloc(4096, 4 * max_bytes);
+    unsigned char *block = aligned_alloc(4096, (4 * max_bytes + 4095) / 4096 * 4096); /* C11: a multiple */
     if (block == NULL) {
         CHECK_MSG(0, "no host memory for the test");
         return;
