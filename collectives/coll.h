@@ -33,7 +33,7 @@ typedef enum hcrt__step_kind {
                           * (peer 1: copy synchronously instead, for small messages) */
     HCRT__STEP_EVENT,    /* pollable: the stage's event `ev` completed */
     HCRT__STEP_DKERNEL,  /* local: enqueue a device kernel on the stage's stream (value 0: reduce3
-                          * dst = op(src, src2); 1: scale dst by factor), count in bytes */
+                          * dst = op(src, src2); 1: scale dst by factor), the element count in `bytes` */
     HCRT__STEP_RECORD,   /* local: record the stage's event `flag` on its stream */
 } hcrt__step_kind_t;
 
@@ -148,7 +148,7 @@ hcrt_status_t hcrt__sched_d2h(hcrt__sched_t *s, void *host, const void *dev, siz
 hcrt_status_t hcrt__sched_h2d(hcrt__sched_t *s, void *dev, const void *host, size_t bytes, int ev);
 hcrt_status_t hcrt__sched_event(hcrt__sched_t *s, int ev);
 /* Schedule steps: enqueue a kernel of the stage's device on its stream, on device memory or registered
- * host memory (device addresses), and record an event after the work enqueued so far. These never run
+ * host memory (device addresses); record event `ev` after the work enqueued so far. These never run
  * synchronously: only the large-message paths use them. */
 hcrt_status_t hcrt__sched_dreduce3(hcrt__sched_t *s, void *dst, const void *a, const void *b, size_t count);
 hcrt_status_t hcrt__sched_dscale(hcrt__sched_t *s, void *buf, size_t count, double factor);
