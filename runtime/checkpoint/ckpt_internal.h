@@ -148,7 +148,9 @@ const unsigned char *hcrt__ckpt_partner_image(const hcrt_ckpt_t *ck, int w, int6
 
 /* gc.c */
 void hcrt__ckpt_gc_shared(hcrt_ckpt_t *ck, int64_t committed);
-void hcrt__ckpt_gc_local(hcrt_ckpt_t *ck, int64_t in_flight);
+/* Trims the node-local directory after the commit of `committed`: keeps every newer step (a peer on
+ * this node may be writing it) and the steps among the newest `keep` committed in the shared one. */
+void hcrt__ckpt_gc_local(hcrt_ckpt_t *ck, int64_t committed);
 void hcrt__ckpt_install_gc_hook(void);
 
 /* Local (node-level) step directory of a step. */

@@ -2,6 +2,12 @@
  * runtime/checkpoint/gc.c - garbage collection after a commit: rank 0 trims the shared directory to the
  * newest `keep` committed steps (and removes partial ones), every rank trims its node-local directory
  * to the steps still committed in the shared one.
+ *
+ * The node-local directory is shared by every rank of the node, and the ranks leave a commit at
+ * different moments: by the time the slowest rank collects after committing step s, a faster one may
+ * already be writing step s+1 there. So a rank collecting after step s removes only steps up to s
+ * (which no rank writes any more: s was committed after every rank's data of every earlier step was
+ * durable), never a newer one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +36,7 @@ void hcrt__ckpt_gc_shared(hcrt_ckpt_t *ck, int64_t committed)
         HCRT_DEBUG(CKPT_SUBSYS, "removed %d old or partial step(s) from %s", removed, ck->dir);
 }
 
-void hcrt__ckpt_gc_local(hcrt_ckpt_t *ck, int64_t in_flight)
+void hcrt__ckpt_gc_local(hcrt_ckpt_t *ck, int64_t committed)
 {
     hcrt__ckpt_step_entry_t *shared = NULL, *local = NULL;
     size_t ns = 0, nl = 0;
@@ -43,7 +49,7 @@ void hcrt__ckpt_gc_local(hcrt_ckpt_t *ck, int64_t in_flight)
         goto out;
     }
     for (size_t i = 0; i < nl; i++) {
-        bool keep = local[i].step == in_flight;
+        bool keep = local[i].step > committed; /* a peer of this node may be writing it */
         int kept = 0;
         for (size_t k = 0; k < ns && !keep; k++) {
             if (!shared[k].committed)

@@ -204,10 +204,11 @@ static void *thread_main(void *arg)
             pthread_cond_wait(&ck->cv, &ck->mu);
         if (ck->gc_pending) {
             /* Garbage collection after a commit, off the application's path. */
+            int64_t committed = ck->gc_step;
             pthread_mutex_unlock(&ck->mu);
             if (ck->rank == 0)
-                hcrt__ckpt_gc_shared(ck, ck->gc_step);
-            hcrt__ckpt_gc_local(ck, -1);
+                hcrt__ckpt_gc_shared(ck, committed);
+            hcrt__ckpt_gc_local(ck, committed);
             pthread_mutex_lock(&ck->mu);
             ck->gc_pending = false;
             pthread_cond_broadcast(&ck->cv);

@@ -5,10 +5,18 @@
  *   ckpt_job restore DIR LOCAL STEP  BACKEND   restores the latest step, expects STEP, checks every value
  *   ckpt_job partner DIR LOCAL -     BACKEND   saves steps 1 and 2, loses rank 1's node-local directory
  *                                             and its shared file, restores from the partner's copy
+ *   ckpt_job stress  DIR LOCAL STEPS BACKEND   every rank shares LOCAL as one node's node-local level (as
+ *                                             the default /dev/shm level is shared by the ranks of a
+ *                                             node); saves every step 1..STEPS with keep 2, waiting
+ *                                             every third; after each wait rank 0 verifies every
+ *                                             committed step with hcrt-ckpt (CKPT_JOB_HCRT_CKPT) and
+ *                                             that each rank's node-local file equals its shared one;
+ *                                             restores the last step at the end
  *
  * BACKEND is host or sim (where the registered tensors live). LOCAL is a base directory: rank r uses
  * LOCAL/node<r> as its node-local level, so each rank is its own "node"; "-" turns the level off.
- * Tensors: "big" f64 [4000, 400] sharded unevenly by rows (12.8 MB: shards span several 4 MiB chunks),
+ * Tensors: "big" f64 [4000, 400] ([400, 400] in stress mode) sharded unevenly by rows (12.8 MB: shards
+ * span several 4 MiB chunks),
  * "mask" u8 [1001] sharded, "counter" i32 [7] replicated, and a metadata blob "step=S". Every value is a
  * function of (tensor, global index, step), so a restore into any world size checks bit for bit.
  */
@@ -23,13 +31,14 @@
 #include "hcrt/hcrt.h"
 #include "test.h"
 
-#define BIG_ROWS 4000
 #define BIG_COLS 400
 #define MASK_ROWS 1001
 #define CNT 7
 
 static int rank, size;
 static hcrt_context_t *ctx;
+static uint64_t BIG_ROWS = 4000;
+static bool shared_local; /* stress: every rank uses LOCAL itself (one node) */
 
 static double big_val(uint64_t row, uint64_t col, int step) { return step * 1e7 + (double)row * 1000.0 + (double)col; }
 static uint8_t mask_val(uint64_t row, int step) { return (uint8_t)(row * 7 + (uint64_t)step * 13); }
@@ -104,6 +113,8 @@ static hcrt_ckpt_t *open_ckpt(const char *dir, const char *local, state_t *s, co
     p.keep = 2;
     if (strcmp(local, "-") == 0) {
         p.local_dir = "";
+    } else if (shared_local) {
+        p.local_dir = local;
     } else {
         snprintf(ldir, sizeof(ldir), "%s/node%d", local, rank);
         p.local_dir = ldir;
@@ -190,6 +201,86 @@ static int restore_and_check(hcrt_ckpt_t *ck, state_t *s, int expect)
     return bad + check(s, expect);
 }
 
+/* Rank 0: hcrt-ckpt verifies every committed step (listed after garbage collection settled, so none
+ * vanishes under the check), and each rank's node-local copy of the newest one equals its shared file. */
+static int verify_committed(hcrt_ckpt_t *ck, const char *dir, const char *local, int64_t newest)
+{
+    int64_t steps[16];
+    size_t n = 0;
+    int bad = 0;
+    char cmd[4096];
+    const char *tool = getenv("CKPT_JOB_HCRT_CKPT");
+    if (rank != 0)
+        return 0;
+    REQUIRE_OK(ctx, hcrt_ckpt_list(ck, steps, 16, &n));
+    if (n == 0 || steps[0] != newest || n > 2) {
+        fprintf(stderr, "FAIL: after committing step %lld the committed steps are %zu, newest %lld (keep 2)\n",
+                (long long)newest, n, n ? (long long)steps[0] : -1LL);
+        bad++;
+    }
+    if (tool == NULL) {
+        fprintf(stderr, "FAIL: CKPT_JOB_HCRT_CKPT (the hcrt-ckpt tool) is not set: nothing would be verified\n");
+        return 1;
+    }
+    for (size_t i = 0; i < n && i < 16; i++) {
+        snprintf(cmd, sizeof(cmd), "'%s' verify '%s' %lld >/dev/null", tool, dir, (long long)steps[i]);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "FAIL: committed step %lld does not verify (%s)\n", (long long)steps[i], cmd);
+            bad++;
+        }
+    }
+    for (int r = 0; r < size; r++) {
+        snprintf(cmd, sizeof(cmd), "cmp -s '%s/step-%08lld/rank-%05d.bin' %s/*/step-%08lld/rank-%05d.bin", dir,
+                 (long long)newest, r, local, (long long)newest, r);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "FAIL: rank %d's node-local file of step %lld differs from the shared one or is "
+                    "missing\n", r, (long long)newest);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static int stress(hcrt_ckpt_t *ck, state_t *s, const char *dir, const char *local, int steps)
+{
+    int bad = 0;
+    for (int step = 1; step <= steps && bad == 0; step++) {
+        char meta[32];
+        fill(s, step);
+        snprintf(meta, sizeof(meta), "step=%d", step);
+        hcrt_status_t st = hcrt_ckpt_save(ck, step, meta, strlen(meta));
+        if (st != HCRT_OK) {
+            fprintf(stderr, "FAIL rank %d: save of step %d: %s: %s\n", rank, step, hcrt_status_name(st),
+                    hcrt_last_error(ctx));
+            bad++;
+            break;
+        }
+        if (step % 3 == 0 || step == steps) {
+            st = hcrt_ckpt_wait(ck);
+            if (st != HCRT_OK) {
+                fprintf(stderr, "FAIL rank %d: wait for step %d: %s: %s\n", rank, step, hcrt_status_name(st),
+                        hcrt_last_error(ctx));
+                bad++;
+                break;
+            }
+            bad += verify_committed(ck, dir, local, step);
+        } else {
+            bool done;
+            st = hcrt_ckpt_test(ck, &done);
+            if (st != HCRT_OK) {
+                fprintf(stderr, "FAIL rank %d: test after step %d: %s: %s\n", rank, step, hcrt_status_name(st),
+                        hcrt_last_error(ctx));
+                bad++;
+            }
+        }
+        /* Every rank stops at the first failure anywhere, instead of waiting on a save a peer left. */
+        MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    }
+    if (bad == 0)
+        bad += restore_and_check(ck, s, steps);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     hcrt_context_params_t cp;
@@ -197,12 +288,16 @@ int main(int argc, char **argv)
     int bad = 0;
 
     if (argc != 6) {
-        fprintf(stderr, "usage: ckpt_job save|restore|partner DIR LOCAL STEP BACKEND\n");
+        fprintf(stderr, "usage: ckpt_job save|restore|partner|stress DIR LOCAL STEP BACKEND\n");
         return 2;
     }
     const char *mode = argv[1], *dir = argv[2], *local = argv[3], *backend = argv[5];
     int steps = atoi(argv[4]);
     memset(&s, 0, sizeof(s));
+    if (strcmp(mode, "stress") == 0) {
+        BIG_ROWS = 400;
+        shared_local = true;
+    }
     hcrt_context_params_init(&cp);
     REQUIRE_OK(NULL, hcrt_init(&cp, &ctx));
     REQUIRE_OK(ctx, hcrt_context_rank(ctx, &rank, &size));
@@ -211,6 +306,8 @@ int main(int argc, char **argv)
     if (strcmp(mode, "save") == 0) {
         for (int step = 1; step <= steps; step++)
             save_step(ck, &s, step);
+    } else if (strcmp(mode, "stress") == 0) {
+        bad += stress(ck, &s, dir, local, steps);
     } else if (strcmp(mode, "restore") == 0) {
         bad += restore_and_check(ck, &s, steps);
     } else if (strcmp(mode, "partner") == 0) {
