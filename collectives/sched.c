@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/common/host_kernels.h"
+#include "kernels/host_kernels.h"
 #include "collectives/coll.h"
 
 void hcrt__sched_init(hcrt__sched_t *s, struct hcrt_comm *comm, hcrt_dtype_t dtype, hcrt_op_t op, int tag)

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backends/common/host_kernels.h"
+#include "kernels/host_kernels.h"
 #include "collectives/coll.h"
 
 hcrt_status_t hcrt__shm_create(struct hcrt_comm *c)

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backends/common/host_kernels.h"
+#include "kernels/host_kernels.h"
 #include "backends/common/hostmem.h"
 #include "backends/common/hostreg.h"
 #include "backends/common/workqueue.h"

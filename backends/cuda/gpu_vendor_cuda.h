@@ -1,5 +1,5 @@
 /*
- * backends/cuda/gpu_vendor_cuda.h - maps the gpu_* names of the shared plugin code (gpu_*.c) onto the CUDA
+ * backends/gpu/gpu_vendor_cuda.h - maps the gpu_* names of the shared plugin code (gpu_*.c) onto the CUDA
  * runtime. The hip plugin has the same header for HIP (backends/hip/gpu_vendor_hip.h); the two runtimes
  * mirror each other call for call, so one implementation serves both.
  */

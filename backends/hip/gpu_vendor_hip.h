@@ -1,5 +1,5 @@
 /*
- * backends/hip/gpu_vendor_hip.h - maps the gpu_* names of the shared plugin code (backends/cuda/gpu_*.c)
+ * backends/hip/gpu_vendor_hip.h - maps the gpu_* names of the shared plugin code (backends/gpu/gpu_*.c)
  * onto the HIP runtime. Host code is plain C built by gcc against HIP's AMD platform headers.
  */
 #ifndef HCRT_GPU_VENDOR_HIP_H

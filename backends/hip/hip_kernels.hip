@@ -1,6 +1,6 @@
 /*
  * backends/hip/hip_kernels.hip - the hip plugin's reduction and scale kernels (built by hipcc for gfx90a
- * and gfx908). The kernels themselves are shared with the cuda plugin: see ../cuda/gpu_kernels.cuh.
+ * and gfx908). The kernels themselves are shared with the cuda plugin: see ../gpu/gpu_kernels.cuh.
  */
 #include <hip/hip_runtime.h>
 

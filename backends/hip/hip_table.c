@@ -1,7 +1,7 @@
 /*
  * backends/hip/hip_table.c - the hip plugin's exported table (hcrt/backend.h, ABI v1).
  *
- * The ops are the shared GPU implementation (backends/cuda/gpu_*.c) built against the HIP runtime.
+ * The ops are the shared GPU implementation (backends/gpu/gpu_*.c) built against the HIP runtime.
  * Debian has no RCCL, so the vendor collective entries stay NULL and the runtime answers
  * HCRT_ERR_NOT_SUPPORTED for them (and never reports HCRT_CAP_VENDOR_COLL for a hip device).
  */

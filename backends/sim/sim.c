@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/common/host_kernels.h"
+#include "kernels/host_kernels.h"
 #include "backends/common/hostmem.h"
 #include "backends/common/hostreg.h"
 #include "backends/common/workqueue.h"

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/common/host_kernels.h"
+#include "kernels/host_kernels.h"
 #include "test.h"
 
 static hcrt_context_t *ctx;

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/common/host_kernels.h"
+#include "kernels/host_kernels.h"
 #include "hcrt/backend.h"
 #include "hcrt/comm.h"
 #include "hcrt/hcrt.h"

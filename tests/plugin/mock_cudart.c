@@ -2,7 +2,7 @@
  * tests/plugin/mock_cudart.c - a host-memory stand-in for the part of the CUDA runtime the cuda plugin
  * uses, so the plugin's own logic can be tested on a machine without a GPU.
  *
- * The test suite builds a second copy of the cuda plugin (same sources: backends/cuda/gpu_*.c and
+ * The test suite builds a second copy of the cuda plugin (same sources: backends/gpu/gpu_*.c and
  * cuda_table.c) with this file linked in instead of libcudart, and runs the shared op-conformance test
  * (test_backend_ops cuda) and the device-property checks (test_gpu_nodevice, LOADED branch) against it
  * through the real loader. That covers what the GPU-less machine cannot otherwise reach: device
@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "backends/common/host_kernels.h"
+#include "kernels/host_kernels.h"
 
 #define MOCK_DEVICES  2
 #define MOCK_CAPACITY (64u << 20)

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "backends/common/host_kernels.h"
+#include "kernels/host_kernels.h"
 
 #define MOCK_DEVICES  2
 #define MOCK_CAPACITY (64u << 20)

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/common/host_kernels.h"
+#include "kernels/host_kernels.h"
 
 struct ncclComm {
     MPI_Comm mpi;

@@ -2,7 +2,7 @@
  * tests/plugin/test_gpu_kernel_math.cu - the GPU kernels' arithmetic against the host kernels, bit for bit.
  *
  * The cuda and hip kernels compute each element with the __host__ __device__ functions of
- * backends/cuda/gpu_elem.cuh. This program runs those same functions on the host (built by nvcc or hipcc,
+ * backends/gpu/gpu_elem.cuh. This program runs those same functions on the host (built by nvcc or hipcc,
  * no GPU needed) and compares every dtype x op of the reduction, and scale, with hcrt__host_reduce() and
  * hcrt__host_scale(), on inputs full of edge cases (NaN, infinities, signed zeros, subnormals, ties, integer
  * extremes). The three-operand reduction (reduce3: dst = op(a, b), a on the left) is compared with
@@ -19,7 +19,7 @@
 #include "gpu_elem.cuh"
 
 extern "C" {
-#include "backends/common/host_kernels.h"
+#include "kernels/host_kernels.h"
 }
 
 static int failures = 0;

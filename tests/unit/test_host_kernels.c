@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_host_kernels.c - the host reduction and scale kernels (backends/common/host_kernels.c)
+ * tests/unit/test_host_kernels.c - the host reduction and scale kernels (kernels/host_kernels.c)
  * against the independent float64 and exact-integer references of tests/common/kernel_ref.h: every
  * dtype x op, counts 0/1/odd, unaligned buffers, the aliasing forms of reduce3, integer wraparound, NaN
  * in min/max, f16/bf16 conversion edge cases (every tie, subnormals, overflow, NaN) and scale.
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/common/host_kernels.h"
+#include "kernels/host_kernels.h"
 #include "kernel_ref.h"
 #include "test.h"
 

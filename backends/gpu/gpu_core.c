@@ -1,5 +1,5 @@
 /*
- * backends/cuda/gpu_core.c - lifetime, devices, health and error handling of the cuda and hip plugins.
+ * backends/gpu/gpu_core.c - lifetime, devices, health and error handling of the cuda and hip plugins.
  *
  * Built once per vendor (see gpu_plugin.h). Every op makes its device current first, because the vendor
  * runtimes keep the current device per thread and the runtime may call us from any thread.

@@ -1,5 +1,5 @@
 /*
- * backends/cuda/gpu_memory.c - device and pinned host memory, memset and copies of the cuda and hip
+ * backends/gpu/gpu_memory.c - device and pinned host memory, memset and copies of the cuda and hip
  * plugins (built once per vendor, see gpu_plugin.h).
  *
  * Every allocation is remembered in a small hash table: finalize() must free what the runtime left

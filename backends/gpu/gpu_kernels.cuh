@@ -1,5 +1,5 @@
 /*
- * backends/cuda/gpu_kernels.cuh - the element-wise reduction (two and three operand) and scale kernels of
+ * backends/gpu/gpu_kernels.cuh - the element-wise reduction (two and three operand) and scale kernels of
  * the cuda and hip plugins.
  *
  * Written once in the dialect nvcc and hipcc share (__global__, blockIdx, <<<...>>>); the including file
@@ -8,7 +8,7 @@
  *     gpuStream_t            the vendor stream type,
  *     HCRT_GPU_LAUNCH_ERROR() the call that returns (and clears) the error of the last launch.
  *
- * The arithmetic is in gpu_elem.cuh and matches backends/common/host_kernels.c bit for bit, so a
+ * The arithmetic is in gpu_elem.cuh and matches kernels/host_kernels.c bit for bit, so a
  * reduction gives the same result on every backend. HCRT_OP_AVG combines as sum (mapped before launch).
  *
  * Layout of the work: a grid-stride loop. When all pointers are 16-byte aligned, each thread moves one

@@ -1,5 +1,5 @@
 /*
- * backends/cuda/gpu_plugin.h - what the files of a GPU runtime plugin share (internal, never installed).
+ * backends/gpu/gpu_plugin.h - what the files of a GPU runtime plugin share (internal, never installed).
  *
  * The cuda and hip plugins are one implementation of hcrt/backend.h written against a thin vendor map:
  * gpu_core.c, gpu_memory.c and gpu_exec.c are compiled twice, once with gpu_vendor_cuda.h (the cuda

@@ -1,5 +1,5 @@
 /*
- * backends/common/host_kernels_f16c.h - the F16C fast path of the f16 kernels (host_kernels_f16c.c).
+ * kernels/host_kernels_f16c.h - the F16C fast path of the f16 kernels (host_kernels_f16c.c).
  * Internal to the host kernels: callers use host_kernels.h, which picks this path when the CPU has it.
  */
 #ifndef HCRT_HOST_KERNELS_F16C_H

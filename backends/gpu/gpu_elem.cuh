@@ -1,9 +1,9 @@
 /*
- * backends/cuda/gpu_elem.cuh - element-level arithmetic of the GPU kernels: f16/bf16 conversions, the
+ * backends/gpu/gpu_elem.cuh - element-level arithmetic of the GPU kernels: f16/bf16 conversions, the
  * reduction operations and scaling, for one element at a time.
  *
  * Everything here is __host__ __device__, so the same code the kernels run can be compared bit for bit
- * with the host kernels (backends/common/host_kernels.c) on a machine without a GPU
+ * with the host kernels (kernels/host_kernels.c) on a machine without a GPU
  * (tests/plugin/test_gpu_kernel_math.cu). The rules are those of host_kernels.h: f16 and bf16 widen to f32
  * exactly, combine in f32 and round back to nearest-even (NaN becomes the quiet NaN, sign kept); integer
  * sum and prod wrap (computed in the unsigned type); floating min/max give NaN when either operand is

@@ -1,5 +1,5 @@
 /*
- * backends/cuda/gpu_exec.c - streams, events and the kernel entry points of the cuda and hip plugins
+ * backends/gpu/gpu_exec.c - streams, events and the kernel entry points of the cuda and hip plugins
  * (built once per vendor, see gpu_plugin.h).
  *
  * Streams are created non-blocking so they never wait on the legacy default stream (which other code in

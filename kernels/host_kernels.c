@@ -1,5 +1,5 @@
 /*
- * backends/common/host_kernels.c - element-wise reduction and scale kernels on host memory.
+ * kernels/host_kernels.c - element-wise reduction and scale kernels on host memory.
  *
  * This is the hot path of every host-side collective, so each (dtype, op) pair gets its own plain loop
  * over restrict pointers that gcc -O3 vectorises (check with -fopt-info-vec). Element pointers use
@@ -12,12 +12,12 @@
  * relies on two separately rounded float operations) and may be with -fno-trapping-math (which lets gcc
  * if-convert, hence vectorise, the conversions; we never read the floating-point exception flags).
  */
-#include "backends/common/host_kernels.h"
+#include "kernels/host_kernels.h"
 
 #include <stdbool.h>
 #include <string.h>
 
-#include "backends/common/host_kernels_f16c.h"
+#include "kernels/host_kernels_f16c.h"
 
 /* Alignment-1 element types (see above); may_alias because callers hand us buffers of any type. */
 typedef int8_t hk_i8 __attribute__((aligned(1), may_alias));

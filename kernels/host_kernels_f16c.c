@@ -1,5 +1,5 @@
 /*
- * backends/common/host_kernels_f16c.c - f16 reduce and scale with the x86 F16C conversion instructions.
+ * kernels/host_kernels_f16c.c - f16 reduce and scale with the x86 F16C conversion instructions.
  *
  * The portable f16 kernels of host_kernels.c spend most of their time in the bit-level conversions:
  * measured here, an f16 sum runs at 2.5-5 GB/s with them and at 8-9 GB/s with F16C's vcvtph2ps and
@@ -12,7 +12,7 @@
  * Each function reads a whole block of 8 elements of every input before it writes the block, so dst may
  * be exactly a or b. The last count % 8 elements go through the same vector code via a padded copy.
  */
-#include "backends/common/host_kernels_f16c.h"
+#include "kernels/host_kernels_f16c.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 

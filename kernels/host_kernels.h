@@ -1,5 +1,5 @@
 /*
- * backends/common/host_kernels.h - vectorised element-wise reduction and scale kernels on host memory.
+ * kernels/host_kernels.h - vectorised element-wise reduction and scale kernels on host memory.
  *
  * Shared (as a static library) by the cpu backend, the sim backend and the collectives, so that every
  * host-side reduction in hcrt computes the same bits. f16 and bf16 elements are converted to f32,
