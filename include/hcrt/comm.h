@@ -62,6 +62,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hcrt/exit.h"
 #include "hcrt/status.h"
 #include "hcrt/types.h"
 
@@ -78,10 +79,8 @@ typedef struct hcrt_request hcrt_request_t;
 /* Send-buffer value meaning "the input is already in the receive buffer" (see "In place" above). */
 #define HCRT_IN_PLACE ((const void *)1)
 
-/* Exit status of a job aborted because a collective's deadline (HCRT_TIMEOUT) passed. */
-#define HCRT_EXIT_TIMEOUT 124
-/* Exit status of a job aborted because a rank saw a peer of its node die during a collective. */
-#define HCRT_EXIT_PEER_DEAD 125
+/* Exit statuses of aborted jobs (HCRT_EXIT_TIMEOUT when a collective's deadline passed,
+ * HCRT_EXIT_PEER_DEAD when a rank saw a peer die during a collective, ...): hcrt/exit.h. */
 
 /* Color for hcrt_comm_split() meaning "this rank joins no new communicator" (MPI_UNDEFINED). */
 #define HCRT_COMM_UNDEFINED (-1)

@@ -318,6 +318,9 @@ HCRT_EXPORT hcrt_status_t hcrt_topology_get_info(const hcrt_context_t *ctx, hcrt
 /* Checkpoint-restart (hcrt/ckpt.h). */
 #include "hcrt/ckpt.h"
 
+/* The exit policy: which status a failed job ends with, and whether a restart may help (hcrt/exit.h). */
+#include "hcrt/exit.h"
+
 /* Communicators and collectives (hcrt/comm.h). */
 #include "hcrt/comm.h"
 
