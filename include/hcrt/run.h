@@ -25,11 +25,11 @@
  *             hcrt_ckpt_save(ck, step, meta, len);
  *             hcrt_run_heartbeat(ctx, step, HCRT_RUN_SAVED);
  *         }
- *         ... when hcrt_ckpt_test()/wait() reports the save committed, or the next hcrt_ckpt_save()
- *         returned HCRT_OK (it waits for the save in flight first):
- *             hcrt_run_heartbeat(ctx, step_saved, HCRT_RUN_COMMITTED);
  *         if (stop) { hcrt_ckpt_wait(ck); ...; exit with HCRT_EXIT_PREEMPTED after hcrt_finalize(); }
  *     }
+ *
+ * hcrt_ckpt reports HCRT_RUN_COMMITTED itself, from the rank that commits a step, at the moment the step
+ * becomes restorable; a job that checkpoints by other means reports it with hcrt_run_heartbeat().
  *
  * From these events hcrt-run tells useful work (steps never redone) from lost work (steps computed after
  * the checkpoint that the next attempt restored), checkpoint stalls (from STEP to SAVED) and recovery
@@ -68,7 +68,7 @@ typedef enum hcrt_run_event {
     HCRT_RUN_READY = 1,    /* the state after step `step` is loaded (restored, or the initial state with
                             * step 0) and the loop starts; the next step computed is step + 1 */
     HCRT_RUN_SAVED = 2,    /* hcrt_ckpt_save(step) returned: the stall of saving `step` is over */
-    HCRT_RUN_COMMITTED = 3 /* the checkpoint of `step` is committed (hcrt_ckpt_wait/test said so) */
+    HCRT_RUN_COMMITTED = 3 /* the checkpoint of `step` is committed (hcrt_ckpt reports it itself) */
 } hcrt_run_event_t;
 
 /*

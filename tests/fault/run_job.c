@@ -2,7 +2,7 @@
  * run_job - a small training-like MPI job for hcrt-run's tests and goodput benchmark (suite fault).
  *
  * It does what a trainer under hcrt-run does, through the same runtime calls (hcrt/run.h): restore the
- * newest checkpoint on start, heartbeat every step, save every K steps, report commits, agree on a stop
+ * newest checkpoint on start, heartbeat every step and save, save every K steps, agree on a stop
  * requested by SIGTERM or by hcrt-run, and end with the exit policy's statuses. Its state is one u64
  * tensor sharded by rows over the ranks (any world size: a relaunch on fewer ranks reshards) whose value
  * after step S is a function of S alone, so a run that was killed and restored ends with the same
@@ -259,10 +259,10 @@ int main(int argc, char **argv)
     uint64_t checksum = 0;
     int64_t pending = -1; /* step of the save in flight */
     bool stop = false;
-    double next = mono();
     while (step < steps && !stop) {
         step++;
-        next += (double)step_ms * 1e-3;
+        /* Each step takes step_ms at least from its own start: a stall is not made up by later steps. */
+        double next = mono() + (double)step_ms * 1e-3;
         for (uint64_t i = 0; i < n; i++)
             x[i] = advance(x[i], lo + i, step);
         checksum = 0;
@@ -277,27 +277,21 @@ int main(int argc, char **argv)
         if (!ignore_stop)
             TRY(hcrt_run_should_stop(world, &stop));
 
+        /* Advance the save in flight (hcrt_ckpt reports its commit to hcrt-run itself). */
         if (pending >= 0) {
             bool done = false;
             TRY(hcrt_ckpt_test(ck, &done));
-            if (done) {
-                TRY(hcrt_run_heartbeat(ctx, pending, HCRT_RUN_COMMITTED));
+            if (done)
                 pending = -1;
-            }
         }
         if (stop || step == steps || (every > 0 && step % every == 0)) {
             int len = snprintf(meta, sizeof(meta), "step=%lld", (long long)step);
             TRY(hcrt_ckpt_save(ck, step, meta, (size_t)len));
-            /* A save waits for the one in flight: returning OK, it says that one is committed. */
-            if (pending >= 0)
-                TRY(hcrt_run_heartbeat(ctx, pending, HCRT_RUN_COMMITTED));
             TRY(hcrt_run_heartbeat(ctx, step, HCRT_RUN_SAVED));
             pending = step;
         }
     }
     TRY(hcrt_ckpt_wait(ck));
-    if (pending >= 0)
-        TRY(hcrt_run_heartbeat(ctx, pending, HCRT_RUN_COMMITTED));
 
     /* The checksum of a restored run that did no step is the one of its state, computed here. */
     checksum = 0;

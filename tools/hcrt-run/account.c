@@ -123,6 +123,49 @@ static void summarise(hr_attempt_t *a)
     }
 }
 
+static int cmp_event(const void *a, const void *b)
+{
+    const hr_event_t *x = a, *y = b;
+    if (x->step != y->step)
+        return (x->step > y->step) - (x->step < y->step);
+    return (x->t > y->t) - (x->t < y->t);
+}
+
+/* Every COMMITTED event of an attempt, from any rank (hcrt_ckpt reports it from the committing rank),
+ * sorted by step and time: the first one of a step is the moment it became restorable. */
+static hr_event_t *commits_of(const hr_attempt_t *a, size_t *n)
+{
+    size_t total = 0, k = 0;
+    for (int i = 0; i < a->nranks; i++)
+        for (size_t e = 0; e < a->ranks[i].nev; e++)
+            total += a->ranks[i].ev[e].kind == 'C';
+    hr_event_t *c = malloc((total ? total : 1) * sizeof(*c));
+    if (c == NULL) {
+        *n = 0;
+        return NULL;
+    }
+    for (int i = 0; i < a->nranks; i++)
+        for (size_t e = 0; e < a->ranks[i].nev; e++)
+            if (a->ranks[i].ev[e].kind == 'C')
+                c[k++] = a->ranks[i].ev[e];
+    qsort(c, k, sizeof(*c), cmp_event);
+    *n = k;
+    return c;
+}
+
+static const hr_event_t *first_commit(const hr_event_t *c, size_t n, int64_t step)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c[mid].step < step)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && c[lo].step == step ? &c[lo] : NULL;
+}
+
 /* The step attempt a resumed from, -1 when it computed nothing and said nothing. */
 static int64_t resumed_from(const hr_attempt_t *a)
 {
@@ -172,29 +215,28 @@ void hr_account(hr_attempt_t *att, int n, double run_start, double run_end, hr_t
                 limit = r;
         }
         const hr_rank_t *r = &x->ranks[x->ref];
-        double mark = -1, last_saved_t = 0;
-        int64_t last_saved = -1;
+        size_t ncommits;
+        hr_event_t *commits = commits_of(x, &ncommits);
+        double mark = -1;
         for (size_t e = 0; e < r->nev; e++) {
             const hr_event_t *ev = &r->ev[e];
             switch (ev->kind) {
             case 'R':
                 mark = ev->t;
                 break;
-            case 'V':
+            case 'V': {
                 if (mark >= 0) {
                     tot->ckpt_s += ev->t - mark;
                     nsaves++;
                 }
-                last_saved = ev->step;
-                last_saved_t = ev->t;
                 mark = ev->t;
-                break;
-            case 'C':
-                if (ev->step == last_saved && last_saved_t > 0) {
-                    commit_sum += ev->t - last_saved_t;
+                const hr_event_t *c = first_commit(commits, ncommits, ev->step);
+                if (c != NULL && c->t >= ev->t) {
+                    commit_sum += c->t - ev->t;
                     ncommit++;
                 }
                 break;
+            }
             case 'S': {
                 if (mark < 0) {
                     /* No READY before the attempt's first step: it counts one median step (below). */
@@ -223,6 +265,7 @@ void hr_account(hr_attempt_t *att, int n, double run_start, double run_end, hr_t
             }
             }
         }
+        free(commits);
     }
     double *sorted = malloc((nd ? nd : 1) * sizeof(double));
     if (sorted != NULL && nd > 0) {
