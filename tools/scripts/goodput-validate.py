@@ -62,9 +62,9 @@ def alive(pid):
 class Killer(threading.Thread):
     """Kills one live rank of the current attempt at each scheduled time (later if none is alive)."""
 
-    def __init__(self, run_dir, every, dist, seed, start):
+    def __init__(self, run_dir, every, dist, seed, start, end):
         super().__init__(daemon=True)
-        self.run_dir, self.every, self.dist, self.start_t = run_dir, every, dist, start
+        self.run_dir, self.every, self.dist, self.start_t, self.end_t = run_dir, every, dist, start, end
         self.rng = random.Random(seed)
         self.stop = threading.Event()
         self.kills = []  # (scheduled, done, attempt, pid)
@@ -74,6 +74,8 @@ class Killer(threading.Thread):
         last_attempt = -1
         while not self.stop.is_set():
             due += self.every if self.dist == "fixed" else self.rng.expovariate(1.0 / self.every)
+            if due > self.end_t - 2.0:
+                return  # a kill racing the final stop would only muddle the end of the run
             while not self.stop.is_set() and time.time() < due:
                 time.sleep(min(0.05, max(0.0, due - time.time())))
             # A rank of an attempt that has not been killed yet (a relaunch that is still starting
@@ -103,7 +105,7 @@ def run_killed(hcrt_run, a, env, run_dir, report, job, duration, log_path, every
     with open(log_path, "w") as log:
         start = time.time()
         p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        killer = Killer(run_dir, every, dist, a.seed, start)
+        killer = Killer(run_dir, every, dist, a.seed, start, start + duration)
         killer.start()
         try:
             p.wait(timeout=duration)
