@@ -24,8 +24,8 @@ static void one_line(const char *what, char *out, size_t cap)
     out[i] = '\0';
 }
 
-static hcrt_status_t write_record(const hcrt_context_t *ctx, const char *dir, int exit_status,
-                                  const char *lost_node, const char *what)
+static hcrt_status_t write_record(const hcrt_context_t *ctx, const char *dir, int exit_status, const char *lost_node,
+                                  const char *what)
 {
     char path[4096 + 32], tmp[4096 + 48], node[300], lost[300], text[1001], buf[2048];
     snprintf(path, sizeof(path), "%s/fail-%d", dir, ctx->rank);

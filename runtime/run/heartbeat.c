@@ -53,8 +53,7 @@ static hcrt_status_t open_file(const hcrt_context_t *ctx)
         return hcrt__error(ctx, HCRT_ERR_IO, "cannot create heartbeat file %s: %s", path, strerror(errno));
     hcrt__run_node_name(ctx, node, sizeof(node));
     int n = snprintf(header, sizeof(header), "hcrt-heartbeat 1 rank=%d size=%d pid=%ld node=%s attempt=%lld\n",
-                     ctx->rank, ctx->size, (long)getpid(), node,
-                     (long long)hcrt__config_int(ctx, "HCRT_RUN_ATTEMPT"));
+                     ctx->rank, ctx->size, (long)getpid(), node, (long long)hcrt__config_int(ctx, "HCRT_RUN_ATTEMPT"));
     hcrt_status_t st = write_all(ctx, hb_fd, header, (size_t)n < sizeof(header) ? (size_t)n : sizeof(header) - 1);
     if (st != HCRT_OK) {
         close(hb_fd);
@@ -71,8 +70,7 @@ hcrt_status_t hcrt_run_heartbeat(hcrt_context_t *ctx, int64_t step, hcrt_run_eve
     if (hcrt__config_str(ctx, "HCRT_RUN_DIR")[0] == '\0')
         return HCRT_OK;
     char line[96];
-    int n = snprintf(line, sizeof(line), "%c %lld %.6f\n", event_letter[event], (long long)step,
-                     hcrt__run_wall_time());
+    int n = snprintf(line, sizeof(line), "%c %lld %.6f\n", event_letter[event], (long long)step, hcrt__run_wall_time());
     pthread_mutex_lock(&hb_lock);
     hcrt_status_t st = open_file(ctx);
     if (st == HCRT_OK)

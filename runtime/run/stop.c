@@ -16,7 +16,10 @@
 static volatile sig_atomic_t stop_signal; /* the last stop signal received, 0 for none */
 static int catching;                      /* handlers installed (under the first caller's thread) */
 
-static void on_stop_signal(int sig) { stop_signal = sig; }
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
 
 hcrt_status_t hcrt_run_catch_signals(hcrt_context_t *ctx)
 {

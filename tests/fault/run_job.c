@@ -44,7 +44,7 @@ static const char usage[] =
     "Exit status: 0 done, 120 stopped on request after saving, else the exit policy's (hcrt/exit.h).\n";
 
 typedef struct failure_plan {
-    int kind; /* 1 kill, 2 abort, 3 lose node */
+    int kind;                /* 1 kill, 2 abort, 3 lose node */
     long long step, attempt; /* attempt -1: every attempt */
     bool relative;           /* step counts from the attempt's restored step */
     int status, rank;
@@ -67,14 +67,17 @@ static void die(hcrt_status_t st, const char *what)
     exit(hcrt_exit_status(st));
 }
 
-#define TRY(call)                                                                                    \
-    do {                                                                                             \
-        hcrt_status_t st_ = (call);                                                                  \
-        if (st_ != HCRT_OK)                                                                          \
-            die(st_, #call);                                                                         \
+#define TRY(call)                                                                                                      \
+    do {                                                                                                               \
+        hcrt_status_t st_ = (call);                                                                                    \
+        if (st_ != HCRT_OK)                                                                                            \
+            die(st_, #call);                                                                                           \
     } while (0)
 
-static uint64_t initial(uint64_t i) { return i * 0x9e3779b97f4a7c15ull + 1; }
+static uint64_t initial(uint64_t i)
+{
+    return i * 0x9e3779b97f4a7c15ull + 1;
+}
 static uint64_t advance(uint64_t x, uint64_t i, int64_t step)
 {
     return x * 6364136223846793005ull + (uint64_t)step * 1442695040888963407ull + i;
@@ -163,31 +166,62 @@ int main(int argc, char **argv)
     int nplans = 0;
     bool ignore_stop = false;
     static const struct option opts[] = {
-        {"steps", required_argument, NULL, 'n'},     {"ckpt-dir", required_argument, NULL, 'd'},
-        {"local-dir", required_argument, NULL, 'l'}, {"ckpt-every", required_argument, NULL, 'k'},
-        {"step-ms", required_argument, NULL, 't'},   {"state-mib", required_argument, NULL, 'm'},
-        {"backend", required_argument, NULL, 'b'},   {"kill", required_argument, NULL, 'K'},
-        {"abort", required_argument, NULL, 'A'},     {"lose-node", required_argument, NULL, 'L'},
-        {"result", required_argument, NULL, 'r'},    {"ignore-stop", no_argument, NULL, 'i'},
+        {"steps", required_argument, NULL, 'n'},
+        {"ckpt-dir", required_argument, NULL, 'd'},
+        {"local-dir", required_argument, NULL, 'l'},
+        {"ckpt-every", required_argument, NULL, 'k'},
+        {"step-ms", required_argument, NULL, 't'},
+        {"state-mib", required_argument, NULL, 'm'},
+        {"backend", required_argument, NULL, 'b'},
+        {"kill", required_argument, NULL, 'K'},
+        {"abort", required_argument, NULL, 'A'},
+        {"lose-node", required_argument, NULL, 'L'},
+        {"result", required_argument, NULL, 'r'},
+        {"ignore-stop", no_argument, NULL, 'i'},
         {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case 'n': steps = atoll(optarg); break;
-        case 'd': dir = optarg; break;
-        case 'l': local = optarg; break;
-        case 'k': every = atoll(optarg); break;
-        case 't': step_ms = atoll(optarg); break;
-        case 'm': state_mib = atoll(optarg); break;
-        case 'b': backend = optarg; break;
-        case 'K': bad = parse_plan(optarg, 1, plans, &nplans); break;
-        case 'A': bad = parse_plan(optarg, 2, plans, &nplans); break;
-        case 'L': bad = parse_plan(optarg, 3, plans, &nplans); break;
-        case 'r': result = optarg; break;
-        case 'i': ignore_stop = true; break;
-        default: bad = 1;
+        case 'n':
+            steps = atoll(optarg);
+            break;
+        case 'd':
+            dir = optarg;
+            break;
+        case 'l':
+            local = optarg;
+            break;
+        case 'k':
+            every = atoll(optarg);
+            break;
+        case 't':
+            step_ms = atoll(optarg);
+            break;
+        case 'm':
+            state_mib = atoll(optarg);
+            break;
+        case 'b':
+            backend = optarg;
+            break;
+        case 'K':
+            bad = parse_plan(optarg, 1, plans, &nplans);
+            break;
+        case 'A':
+            bad = parse_plan(optarg, 2, plans, &nplans);
+            break;
+        case 'L':
+            bad = parse_plan(optarg, 3, plans, &nplans);
+            break;
+        case 'r':
+            result = optarg;
+            break;
+        case 'i':
+            ignore_stop = true;
+            break;
+        default:
+            bad = 1;
         }
         if (bad) {
             fputs(usage, stderr);
@@ -300,8 +334,9 @@ int main(int argc, char **argv)
     TRY(hcrt_comm_allreduce(world, HCRT_IN_PLACE, &checksum, 1, HCRT_U64, HCRT_OP_SUM, NULL));
     if (rank == 0 && result != NULL) {
         FILE *f = fopen(result, "w");
-        if (f == NULL || fprintf(f, "steps=%lld checksum=%016llx\n", (long long)step,
-                                 (unsigned long long)checksum) < 0 || fclose(f) != 0)
+        if (f == NULL ||
+            fprintf(f, "steps=%lld checksum=%016llx\n", (long long)step, (unsigned long long)checksum) < 0 ||
+            fclose(f) != 0)
             die(HCRT_ERR_IO, "writing --result");
     }
     if (rank == 0)

@@ -10,7 +10,10 @@
 #include "test.h"
 #include "tools/hcrt-run/goodput.h"
 
-static bool near(double a, double b, double tol) { return fabs(a - b) <= tol; }
+static bool near(double a, double b, double tol)
+{
+    return fabs(a - b) <= tol;
+}
 
 /* The mean of `runs` simulations of `wall` seconds each, at `every` steps, and its standard error. */
 static double simulated(const hr_goodput_params_t *p, int64_t every, double wall, int runs, double *stderr_mean)
@@ -53,11 +56,11 @@ int main(void)
     /* The numerical optimum beats its neighbours and lies near Daly's interval (the model is Daly's when
      * commits are immediate). */
     const hr_goodput_params_t sets[] = {
-        {20, 0.05, 1.5, 0.1, 0},          /* this machine, a kill every 20 s */
-        {20, 0.05, 1.5, 0.1, 0.08},       /* ... with a background commit of 80 ms */
-        {300, 2, 10, 0.5, 0},             /* slower checkpoints, rarer failures */
-        {3 * 3600.0, 0.05, 1.5, 0.1, 0},  /* one interruption per 3 h */
-        {1800, 30, 120, 1, 5},            /* a big model: 30 s stall, 2 min restart */
+        {20, 0.05, 1.5, 0.1, 0},         /* this machine, a kill every 20 s */
+        {20, 0.05, 1.5, 0.1, 0.08},      /* ... with a background commit of 80 ms */
+        {300, 2, 10, 0.5, 0},            /* slower checkpoints, rarer failures */
+        {3 * 3600.0, 0.05, 1.5, 0.1, 0}, /* one interruption per 3 h */
+        {1800, 30, 120, 1, 5},           /* a big model: 30 s stall, 2 min restart */
     };
     for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
         const hr_goodput_params_t *s = &sets[i];

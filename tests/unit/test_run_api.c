@@ -47,11 +47,11 @@ static size_t read_file(const char *path, char *buf, size_t cap)
     return n;
 }
 
-#define CHECK_ARG_ERROR(ctx, call, name)                                                             \
-    do {                                                                                             \
-        CHECK_STATUS(ctx, call, HCRT_ERR_INVALID_ARG);                                               \
-        CHECK_MSG(strstr(hcrt_last_error(ctx), "'" name "'") != NULL, "error '%s' does not name %s",  \
-                  hcrt_last_error(ctx), name);                                                       \
+#define CHECK_ARG_ERROR(ctx, call, name)                                                                               \
+    do {                                                                                                               \
+        CHECK_STATUS(ctx, call, HCRT_ERR_INVALID_ARG);                                                                 \
+        CHECK_MSG(strstr(hcrt_last_error(ctx), "'" name "'") != NULL, "error '%s' does not name %s",                   \
+                  hcrt_last_error(ctx), name);                                                                         \
     } while (0)
 
 /* Without HCRT_RUN_DIR every call is a no-op that succeeds; bad arguments are refused by name. */
@@ -127,8 +127,8 @@ static void heartbeats_and_records(void)
     snprintf(path, sizeof(path), "%s/attempt-3/fail-0", run);
     read_file(path, text, sizeof(text));
     char expect[1024];
-    snprintf(expect, sizeof(expect), "\nrank=0\nnode=%s\nstatus=125\nlost_node=%s\nwhat=rank 1 died during allreduce #4\n",
-             host, host);
+    snprintf(expect, sizeof(expect),
+             "\nrank=0\nnode=%s\nstatus=125\nlost_node=%s\nwhat=rank 1 died during allreduce #4\n", host, host);
     CHECK_MSG(strncmp(text, "time=", 5) == 0 && strstr(text, expect) != NULL, "record:\n%s", text);
     double t = atof(text + 5);
     CHECK(t >= before && t <= now() + 0.001);

@@ -22,8 +22,8 @@
 static const char *exit_meaning(int status)
 {
     switch (status) {
-#define HR_EXIT_TEXT_(name, st, restartable, text)                                                   \
-    case st:                                                                                         \
+#define HR_EXIT_TEXT_(name, st, restartable, text)                                                                     \
+    case st:                                                                                                           \
         return text;
         HCRT_EXIT_MAP(HR_EXIT_TEXT_)
 #undef HR_EXIT_TEXT_
@@ -71,8 +71,8 @@ static void describe(hr_attempt_t *a)
         char who[64] = "a rank";
         if (a->death_rank >= 0)
             snprintf(who, sizeof(who), "rank %d", a->death_rank);
-        snprintf(a->cause, sizeof(a->cause), "SIGNAL: %s died; the launcher reports signal %d%s", who,
-                 a->status - 128, a->status == 137 ? " (SIGKILL)" : "");
+        snprintf(a->cause, sizeof(a->cause), "SIGNAL: %s died; the launcher reports signal %d%s", who, a->status - 128,
+                 a->status == 137 ? " (SIGKILL)" : "");
     } else if (a->status == HCRT_EXIT_MPIRUN_NODE_LOST) {
         snprintf(a->cause, sizeof(a->cause), "NODE_LOST: Open MPI lost node %s",
                  a->mpirun_lost_node[0] ? a->mpirun_lost_node : "(not named)");
@@ -82,8 +82,7 @@ static void describe(hr_attempt_t *a)
         snprintf(a->cause, sizeof(a->cause), "%s%s%s", name, meaning[0] ? ": " : "", meaning);
     }
     if (a->stop_requested && a->status != HCRT_EXIT_PREEMPTED && a->status != 0)
-        snprintf(a->cause + strlen(a->cause), sizeof(a->cause) - strlen(a->cause),
-                 " (after a stop request)");
+        snprintf(a->cause + strlen(a->cause), sizeof(a->cause) - strlen(a->cause), " (after a stop request)");
 }
 
 /* Picks the reference rank and the attempt's step figures. */

@@ -29,7 +29,10 @@ double hr_goodput_expected(const hr_goodput_params_t *p, double interval_s)
     return interval_s / (segment * exp(fmin(p->commit_s, s) / m));
 }
 
-double hr_goodput_young(const hr_goodput_params_t *p) { return sqrt(2.0 * p->stall_s * p->mtbf_s); }
+double hr_goodput_young(const hr_goodput_params_t *p)
+{
+    return sqrt(2.0 * p->stall_s * p->mtbf_s);
+}
 
 double hr_goodput_daly(const hr_goodput_params_t *p)
 {
@@ -107,8 +110,8 @@ double hr_goodput_simulate(const hr_goodput_params_t *p, int64_t every, double w
         rng = 1;
     double tau = (double)(every < 1 ? 1 : every) * p->step_s;
     double t = 0, fail = next_failure(0, p->mtbf_s, &rng);
-    double committed = 0, done = 0;        /* compute time durable, and computed since the restore */
-    double pending = -1, pending_at = 0;   /* a checkpoint being committed: its value and when */
+    double committed = 0, done = 0;      /* compute time durable, and computed since the restore */
+    double pending = -1, pending_at = 0; /* a checkpoint being committed: its value and when */
     while (t < wall_s) {
         double seg_end = t + tau + p->stall_s;
         if (fail >= seg_end) {

@@ -19,26 +19,26 @@
 #include <stdio.h>
 
 /* Exit statuses of hcrt-run itself, besides the job's own (hcrt/exit.h). */
-#define HR_EXIT_USAGE 2     /* bad command line (HCRT_EXIT_USAGE) */
-#define HR_EXIT_LAUNCH 127  /* the launcher could not be started, as shells report it */
-#define HR_EXIT_INTERNAL 70 /* hcrt-run itself failed (HCRT_EXIT_INTERNAL) */
+#define HR_EXIT_USAGE    2   /* bad command line (HCRT_EXIT_USAGE) */
+#define HR_EXIT_LAUNCH   127 /* the launcher could not be started, as shells report it */
+#define HR_EXIT_INTERNAL 70  /* hcrt-run itself failed (HCRT_EXIT_INTERNAL) */
 
 typedef struct hr_options {
-    int np;                 /* ranks of the first attempt */
-    int min_np;             /* fewest ranks a relaunch may use (default np) */
+    int np;     /* ranks of the first attempt */
+    int min_np; /* fewest ranks a relaunch may use (default np) */
     int max_restarts;
-    const char *report;     /* JSON file, or NULL */
-    const char *hostfile;   /* or NULL */
-    const char *mpirun;     /* launcher program (default "mpirun") */
-    char **mpirun_args;     /* extra launcher arguments (wordexp of every --mpirun-args) */
+    const char *report;   /* JSON file, or NULL */
+    const char *hostfile; /* or NULL */
+    const char *mpirun;   /* launcher program (default "mpirun") */
+    char **mpirun_args;   /* extra launcher arguments (wordexp of every --mpirun-args) */
     size_t nmpirun_args;
-    const char *run_dir;    /* HCRT_RUN_DIR; NULL: a temporary one, removed at the end */
+    const char *run_dir; /* HCRT_RUN_DIR; NULL: a temporary one, removed at the end */
     bool keep_run_dir;
-    double backoff_s;       /* pause before the first relaunch; doubled after an attempt without progress */
+    double backoff_s; /* pause before the first relaunch; doubled after an attempt without progress */
     double backoff_max_s;
-    double grace_s;         /* how long a stopping job may take to save and exit */
-    bool quiet;             /* no progress lines, only the report */
-    char **cmd;             /* the job's command line */
+    double grace_s; /* how long a stopping job may take to save and exit */
+    bool quiet;     /* no progress lines, only the report */
+    char **cmd;     /* the job's command line */
     int ncmd;
 } hr_options_t;
 
@@ -63,11 +63,11 @@ typedef struct hr_attempt {
     int index;
     int np;
     double start, end;
-    double backoff_s;       /* pause before this attempt */
-    int status;             /* exit status of the launcher: code, or 128 + signal */
-    bool stop_requested;    /* hcrt-run was told to stop during this attempt */
-    double death_t;         /* first death of a rank on this host (0: none seen) */
-    int death_rank;         /* that rank (-1: none seen) */
+    double backoff_s;           /* pause before this attempt */
+    int status;                 /* exit status of the launcher: code, or 128 + signal */
+    bool stop_requested;        /* hcrt-run was told to stop during this attempt */
+    double death_t;             /* first death of a rank on this host (0: none seen) */
+    int death_rank;             /* that rank (-1: none seen) */
     char mpirun_lost_node[256]; /* "Remote daemon ... on node X" in the launcher's stderr, "" if none */
     /* failure records (fail-R): the earliest one */
     bool has_record;
@@ -78,7 +78,7 @@ typedef struct hr_attempt {
     hr_rank_t *ranks;
     int nranks;
     /* derived by account.c */
-    int ref;                /* index in ranks of the rank whose events are used (most steps), -1: none */
+    int ref; /* index in ranks of the rank whose events are used (most steps), -1: none */
     int64_t first_step, last_step, ready_step, last_committed; /* -1 when absent */
     double ready_t, first_step_t, fail_t;
     char cause[1400];
@@ -114,7 +114,7 @@ int hr_launch(const hr_options_t *o, char **argv, const char *attempt_dir, const
 
 typedef struct hr_host {
     char name[256];
-    int slots;      /* -1 when the line gives none (Open MPI then uses the host's cores) */
+    int slots; /* -1 when the line gives none (Open MPI then uses the host's cores) */
     char line[1024];
     bool dropped;
 } hr_host_t;

@@ -16,7 +16,8 @@ static bool parse_header(const char *line, hr_rank_t *r)
     long long pid = 0;
     int version = 0, n = 0;
     if (sscanf(line, "hcrt-heartbeat %d rank=%d size=%d pid=%lld node=%255s%n", &version, &r->rank, &r->size, &pid,
-               r->node, &n) != 5 || version != 1)
+               r->node, &n) != 5 ||
+        version != 1)
         return false;
     r->pid = (long)pid;
     return true;

@@ -57,7 +57,10 @@ int hr_signals_install(void)
     return 0;
 }
 
-int hr_signals_count(void) { return (int)sig_count; }
+int hr_signals_count(void)
+{
+    return (int)sig_count;
+}
 
 static double now(void)
 {
@@ -150,7 +153,7 @@ static bool node_is_here(const char *node)
 
 typedef struct watch {
     struct pollfd fds[MAX_WATCHED + 3]; /* 0: signals, 1: launcher, 2: its stderr, then ranks */
-    int rank_of[MAX_WATCHED + 3]; /* rank watched by fds[i] */
+    int rank_of[MAX_WATCHED + 3];       /* rank watched by fds[i] */
     int nfds;
     bool known[MAX_WATCHED]; /* ranks already watched (or dead), by rank number */
 } watch_t;
@@ -256,8 +259,10 @@ int hr_launch(const hr_options_t *o, char **argv, const char *attempt_dir, const
                 if (fd >= 0)
                     close(fd);
                 term_at = t + o->grace_s;
-                fprintf(stderr, "hcrt-run: stop requested: the job has %.0f s to save and exit (signal again "
-                                "to end it now)\n", o->grace_s);
+                fprintf(stderr,
+                        "hcrt-run: stop requested: the job has %.0f s to save and exit (signal again "
+                        "to end it now)\n",
+                        o->grace_s);
             }
             if (sigs >= 2 && !termed)
                 term_at = t;

@@ -116,13 +116,20 @@ static int add_mpirun_args(hr_options_t *o, const char *text)
 static int parse_options(int argc, char **argv, hr_options_t *o)
 {
     static const struct option opts[] = {
-        {"np", required_argument, NULL, 'n'},          {"min-np", required_argument, NULL, 'm'},
-        {"max-restarts", required_argument, NULL, 'k'}, {"report", required_argument, NULL, 'r'},
-        {"hostfile", required_argument, NULL, 'f'},    {"mpirun-args", required_argument, NULL, 'a'},
-        {"mpirun", required_argument, NULL, 'M'},      {"run-dir", required_argument, NULL, 'd'},
-        {"keep-run-dir", no_argument, NULL, 'K'},      {"backoff", required_argument, NULL, 'b'},
-        {"backoff-max", required_argument, NULL, 'B'}, {"grace", required_argument, NULL, 'g'},
-        {"quiet", no_argument, NULL, 'q'},             {"help", no_argument, NULL, 'h'},
+        {"np", required_argument, NULL, 'n'},
+        {"min-np", required_argument, NULL, 'm'},
+        {"max-restarts", required_argument, NULL, 'k'},
+        {"report", required_argument, NULL, 'r'},
+        {"hostfile", required_argument, NULL, 'f'},
+        {"mpirun-args", required_argument, NULL, 'a'},
+        {"mpirun", required_argument, NULL, 'M'},
+        {"run-dir", required_argument, NULL, 'd'},
+        {"keep-run-dir", no_argument, NULL, 'K'},
+        {"backoff", required_argument, NULL, 'b'},
+        {"backoff-max", required_argument, NULL, 'B'},
+        {"grace", required_argument, NULL, 'g'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
@@ -149,16 +156,27 @@ static int parse_options(int argc, char **argv, hr_options_t *o)
             if (!parse_int(optarg, 0, 1000000, &o->max_restarts))
                 return bad_usage("--max-restarts: '%s' is not a count (0 or more)", optarg);
             break;
-        case 'r': o->report = optarg; break;
-        case 'f': o->hostfile = optarg; break;
+        case 'r':
+            o->report = optarg;
+            break;
+        case 'f':
+            o->hostfile = optarg;
+            break;
         case 'a':
             if (add_mpirun_args(o, optarg) != 0)
                 return bad_usage("--mpirun-args: cannot split '%s' into words (unbalanced quotes, `...` or an "
-                                 "undefined variable?)", optarg);
+                                 "undefined variable?)",
+                                 optarg);
             break;
-        case 'M': o->mpirun = optarg; break;
-        case 'd': o->run_dir = optarg; break;
-        case 'K': o->keep_run_dir = true; break;
+        case 'M':
+            o->mpirun = optarg;
+            break;
+        case 'd':
+            o->run_dir = optarg;
+            break;
+        case 'K':
+            o->keep_run_dir = true;
+            break;
         case 'b':
             if (!parse_secs(optarg, &o->backoff_s))
                 return bad_usage("--backoff: '%s' is not a number of seconds", optarg);
@@ -171,10 +189,16 @@ static int parse_options(int argc, char **argv, hr_options_t *o)
             if (!parse_secs(optarg, &o->grace_s))
                 return bad_usage("--grace: '%s' is not a number of seconds", optarg);
             break;
-        case 'q': o->quiet = true; break;
-        case 'h': fputs(usage_text, stdout); return 0;
-        case ':': return bad_usage("%s needs a value", argv[optind - 1]);
-        default: return bad_usage("unknown option %s", argv[optind - 1]);
+        case 'q':
+            o->quiet = true;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        case ':':
+            return bad_usage("%s needs a value", argv[optind - 1]);
+        default:
+            return bad_usage("unknown option %s", argv[optind - 1]);
         }
     }
     if (optind >= argc)
@@ -198,7 +222,10 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     return 0;
 }
 
-static void remove_tree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void remove_tree(const char *path)
+{
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 /* Creates the run directory (or a temporary one) and clears what an earlier run left there. */
 static int prepare_run_dir(hr_options_t *o, char *dir, size_t cap)
@@ -307,8 +334,8 @@ static int ranks_after_node_loss(const hr_options_t *o, hr_hostfile_t *hf, const
         next = a->np - held;
     }
     if (next < o->min_np) {
-        snprintf(why, cap, "node %s was lost (it held %d rank%s); %d rank%s left, fewer than --min-np %d", node,
-                 held, held == 1 ? "" : "s", next, next == 1 ? "" : "s", o->min_np);
+        snprintf(why, cap, "node %s was lost (it held %d rank%s); %d rank%s left, fewer than --min-np %d", node, held,
+                 held == 1 ? "" : "s", next, next == 1 ? "" : "s", o->min_np);
         return -1;
     }
     return next;
@@ -409,8 +436,9 @@ int main(int argc, char **argv)
             break;
         }
         if (a->status == HCRT_EXIT_PREEMPTED) {
-            snprintf(reason, sizeof(reason), "the job was preempted and saved; not relaunched (a scheduler "
-                                             "requeues it)");
+            snprintf(reason, sizeof(reason),
+                     "the job was preempted and saved; not relaunched (a scheduler "
+                     "requeues it)");
             break;
         }
         if (a->status == HR_EXIT_LAUNCH) {

@@ -26,9 +26,9 @@ void hr_report_text(FILE *out, const hr_options_t *o, const hr_attempt_t *att, i
 {
     (void)o;
     double t0 = att[0].start;
-    fprintf(out, "hcrt-run: %d attempt%s, %d failure%s, %d restart%s; exit status %d (%s): %s\n", n,
-            n == 1 ? "" : "s", t->failures, t->failures == 1 ? "" : "s", t->restarts, t->restarts == 1 ? "" : "s",
-            exit_status, hcrt_exit_name(exit_status), stop_reason);
+    fprintf(out, "hcrt-run: %d attempt%s, %d failure%s, %d restart%s; exit status %d (%s): %s\n", n, n == 1 ? "" : "s",
+            t->failures, t->failures == 1 ? "" : "s", t->restarts, t->restarts == 1 ? "" : "s", exit_status,
+            hcrt_exit_name(exit_status), stop_reason);
     fprintf(out, "  %-3s %4s %9s %9s %6s  %-13s %s\n", "#", "np", "start_s", "end_s", "status", "steps", "cause");
     for (int i = 0; i < n; i++) {
         char steps[64];
@@ -55,10 +55,19 @@ void hr_report_text(FILE *out, const hr_options_t *o, const hr_attempt_t *att, i
 }
 
 /* Seconds, to the microsecond (the heartbeats' resolution). */
-static json_t *secs(double v) { return json_real(round(v * 1e6) / 1e6); }
+static json_t *secs(double v)
+{
+    return json_real(round(v * 1e6) / 1e6);
+}
 /* Seconds, or null for "not measured" (negative). */
-static json_t *num_or_null(double v) { return v >= 0 ? secs(v) : json_null(); }
-static json_t *step_or_null(int64_t s) { return s >= 0 ? json_integer(s) : json_null(); }
+static json_t *num_or_null(double v)
+{
+    return v >= 0 ? secs(v) : json_null();
+}
+static json_t *step_or_null(int64_t s)
+{
+    return s >= 0 ? json_integer(s) : json_null();
+}
 
 static json_t *attempt_json(const hr_attempt_t *a, double t0)
 {

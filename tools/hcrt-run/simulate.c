@@ -179,7 +179,8 @@ static int parse(int argc, char **argv, sim_args_t *a)
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         const char *name = argv[optind - 1];
         switch (c) {
-        case 'S': break;
+        case 'S':
+            break;
         case 'c':
             if (!number(optarg, 1, &a->chips))
                 return sim_bad("--chips: '%s' is not a chip count (1 or more)", optarg);
@@ -193,7 +194,9 @@ static int parse(int argc, char **argv, sim_args_t *a)
                 return sim_bad("--mtbf-s: '%s' is not a positive number of seconds", optarg);
             a->has_mtbf = true;
             break;
-        case 'r': a->report = optarg; break;
+        case 'r':
+            a->report = optarg;
+            break;
         case 's':
             if (!number(optarg, 0, &a->p.stall_s))
                 return sim_bad("--ckpt-stall-s: '%s' is not a number of seconds", optarg);
@@ -240,11 +243,19 @@ static int parse(int argc, char **argv, sim_args_t *a)
                 return sim_bad("--seed: '%s' is not a whole number", optarg);
             a->seed = (uint64_t)v;
             break;
-        case 'j': a->json = optarg; break;
-        case 'T': a->table = true; break;
-        case 'h': fputs(sim_usage, stdout); return 0;
-        case ':': return sim_bad("%s needs a value", name);
-        default: return sim_bad("unknown option %s", name);
+        case 'j':
+            a->json = optarg;
+            break;
+        case 'T':
+            a->table = true;
+            break;
+        case 'h':
+            fputs(sim_usage, stdout);
+            return 0;
+        case ':':
+            return sim_bad("%s needs a value", name);
+        default:
+            return sim_bad("unknown option %s", name);
         }
     }
     if (optind < argc)
@@ -290,8 +301,8 @@ int hr_simulate_main(int argc, char **argv)
     printf("interruptions: one every %.1f s (%.2f h)", p->mtbf_s, p->mtbf_s / 3600.0);
     if (a.chips > 0)
         printf(": %.0f chips at %g failures per chip-year", a.chips, a.per_year);
-    printf("\nfigures: checkpoint stall %.4f s, restart %.3f s, step %.4f s, commit %.4f s\n", p->stall_s,
-           p->restart_s, p->step_s, p->commit_s);
+    printf("\nfigures: checkpoint stall %.4f s, restart %.3f s, step %.4f s, commit %.4f s\n", p->stall_s, p->restart_s,
+           p->step_s, p->commit_s);
     printf("Young's interval: %.2f s; Daly's: %.2f s\n", hr_goodput_young(p), hr_goodput_daly(p));
     printf("best interval: every %lld steps (%.2f s of compute): predicted goodput %.4f\n", (long long)best,
            (double)best * p->step_s, best_g);
