@@ -318,22 +318,15 @@ def wait_for_step(path, step, deadline_s=120):
     return False
 
 
-def start_hcrt_run(opts, args, tag):
-    rep = os.path.join(TMP, tag + ".json")
-    cmd = [A.hcrt_run, "--mpirun", A.mpirun, "--mpirun-args", A.mpirun_args, "--report", rep] + opts + \
-          ["--", A.job] + args
+def sigterm_at_step(opts, args, tag, step):
+    """Starts hcrt-run OPTS -- run_job ARGS, sends it SIGTERM once rank 0 completed `step`, waits for it:
+    returns (status, output, report or None)."""
+    rep, run_dir = os.path.join(TMP, tag + ".json"), os.path.join(TMP, tag + "-run")
+    cmd = [A.hcrt_run, "--mpirun", A.mpirun, "--mpirun-args", A.mpirun_args, "--report", rep, "--run-dir",
+           run_dir] + opts + ["--", A.job] + args
     print("$ " + " ".join(cmd), flush=True)
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), rep
-
-
-def case_sigterm():
-    """SIGTERM to hcrt-run: the job agrees to stop, saves, exits 120; hcrt-run exits 120 without a
-    relaunch; the newest committed step is the last step run, and a new hcrt-run resumes from it."""
-    run_dir = os.path.join(TMP, "run")
-    p, rep = start_hcrt_run(["--np", "3", "--run-dir", run_dir], job_args("term", 1000000, ["--step-ms", "20"]),
-                            "term")
-    reached = wait_for_step(os.path.join(run_dir, "attempt-0", "rank-0.hb"), 10)
-    check(reached, "the job never reached step 10")
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    check(wait_for_step(os.path.join(run_dir, "attempt-0", "rank-0.hb"), step), f"the job never reached step {step}")
     p.send_signal(signal.SIGTERM)
     try:
         out, _ = p.communicate(timeout=180)
@@ -342,12 +335,20 @@ def case_sigterm():
         out, _ = p.communicate()
         fail("hcrt-run did not end after SIGTERM")
     print(out, flush=True)
-    check(p.returncode == 120, f"exit status {p.returncode}, expected 120")
-    check(os.path.exists(rep), "no report")
-    if not os.path.exists(rep):
+    r = None
+    if check(os.path.exists(rep), "no report"):
+        with open(rep) as f:
+            r = check_report(json.load(f))
+    return p.returncode, out, r
+
+
+def case_sigterm():
+    """SIGTERM to hcrt-run: the job agrees to stop, saves, exits 120; hcrt-run exits 120 without a
+    relaunch; the newest committed step is the last step run, and a new hcrt-run resumes from it."""
+    rc, out, r = sigterm_at_step(["--np", "3"], job_args("term", 1000000, ["--step-ms", "20"]), "term", 10)
+    check(rc == 120, f"exit status {rc}, expected 120")
+    if r is None:
         return
-    with open(rep) as f:
-        r = check_report(json.load(f))
     a = r["attempts"]
     check(len(a) == 1 and a[0]["stop_requested"] and a[0]["exit_status"] == 120, "one attempt, stopped, 120")
     check(a[0]["cause"].startswith("PREEMPTED"), a[0]["cause"])
@@ -367,27 +368,12 @@ def case_sigterm():
 
 def case_sigterm_ignored():
     """A job that never asks whether to stop: after --grace, mpirun is told to end it; no relaunch."""
-    run_dir = os.path.join(TMP, "run2")
-    p, rep = start_hcrt_run(["--np", "2", "--run-dir", run_dir, "--grace", "1"],
-                            job_args("ign", 1000000, ["--ignore-stop"]), "ign")
-    check(wait_for_step(os.path.join(run_dir, "attempt-0", "rank-0.hb"), 5), "the job never reached step 5")
-    p.send_signal(signal.SIGTERM)
-    try:
-        out, _ = p.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, _ = p.communicate()
-        fail("hcrt-run did not end the job after its grace")
-    print(out, flush=True)
-    check(p.returncode != 0, "a job ended by SIGTERM did not finish")
+    rc, out, r = sigterm_at_step(["--np", "2", "--grace", "1"], job_args("ign", 1000000, ["--ignore-stop"]), "ign", 5)
+    check(rc != 0, "a job ended by SIGTERM did not finish")
     check("ending the job" in out, "hcrt-run did not say it ends the job")
-    if os.path.exists(rep):
-        with open(rep) as f:
-            r = check_report(json.load(f))
+    if r is not None:
         check(len(r["attempts"]) == 1 and r["attempts"][0]["stop_requested"], "one attempt, no relaunch")
         check(r["stop_reason"].startswith("stopped on request"), r["stop_reason"])
-    else:
-        fail("no report")
 
 
 FAKE_MPIRUN = r'''#!/usr/bin/env python3

@@ -96,6 +96,11 @@ typedef struct hr_totals {
     int64_t steps_done;
 } hr_totals_t;
 
+/* ---- main.c ---- */
+
+/* Prints "WHO: message" and a pointer to WHO --help on stderr; returns HR_EXIT_USAGE. */
+int hr_usage_error(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ---- launch.c ---- */
 
 /* Installs hcrt-run's SIGINT/SIGTERM handlers (they count, and wake the watcher through a pipe). */

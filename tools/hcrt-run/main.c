@@ -59,17 +59,18 @@ static const char usage_text[] =
     "Exit status: the job's last exit status (0 when it finished; 120 when it stopped on request after\n"
     "saving), 2 for a bad command line, 127 when the launcher cannot be run, 70 when hcrt-run fails.\n";
 
-static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad_usage(const char *fmt, ...)
+int hr_usage_error(const char *who, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "hcrt-run: ");
+    fprintf(stderr, "%s: ", who);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(hcrt-run --help for usage)\n");
+    fprintf(stderr, "\n(%s --help for usage)\n", who);
     va_end(ap);
     return HR_EXIT_USAGE;
 }
+
+#define bad_usage(...) hr_usage_error("hcrt-run", __VA_ARGS__)
 
 static bool parse_int(const char *s, int lo, int hi, int *out)
 {

@@ -7,7 +7,6 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,17 +55,7 @@ typedef struct sim_args {
     bool has_mtbf, has_stall, has_restart, has_step, has_commit, has_every, has_wall, has_startup;
 } sim_args_t;
 
-static int sim_bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sim_bad(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "hcrt-run --simulate: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n(hcrt-run --simulate --help for usage)\n");
-    va_end(ap);
-    return HR_EXIT_USAGE;
-}
+#define sim_bad(...) hr_usage_error("hcrt-run --simulate", __VA_ARGS__)
 
 static bool number(const char *s, double lo, double *out)
 {
