@@ -66,6 +66,12 @@ const hcrt__config_def_t hcrt__config_table[] = {
     {"HCRT_FAULT", "", HCRT__CFG_STRING, 0, 0, NULL,
      "Injected failures for tests, e.g. kill:rank=1:step=3 or hang:rank=2:op=allreduce:seq=5; see "
      "docs/configuration.md."},
+
+    /* ---- restart loop (hcrt-run sets these for the job; hcrt/run.h) ---- */
+    {"HCRT_RUN_DIR", "", HCRT__CFG_STRING, 0, 0, NULL,
+     "Directory where ranks write heartbeats and failure records for hcrt-run, which sets it; empty: none."},
+    {"HCRT_RUN_ATTEMPT", "0", HCRT__CFG_INT, 0, 1000000000, NULL,
+     "Launch number of the job under hcrt-run (0 first, 1 after the first restart, ...), set by hcrt-run."},
 };
 
 const size_t hcrt__config_table_len = sizeof(hcrt__config_table) / sizeof(hcrt__config_table[0]);

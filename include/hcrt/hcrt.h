@@ -324,6 +324,9 @@ HCRT_EXPORT hcrt_status_t hcrt_topology_get_info(const hcrt_context_t *ctx, hcrt
 /* Communicators and collectives (hcrt/comm.h). */
 #include "hcrt/comm.h"
 
+/* What a job tells the restart loop hcrt-run: heartbeats, failure records, an agreed stop (hcrt/run.h). */
+#include "hcrt/run.h"
+
 #ifdef __cplusplus
 }
 #endif

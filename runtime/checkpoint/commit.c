@@ -231,6 +231,8 @@ static void commit_step(hcrt_ckpt_t *ck)
         }
     }
     verdict(v, HCRT_OK, "committed");
+    /* For hcrt-run's report: the moment the step became restorable (a no-op without HCRT_RUN_DIR). */
+    hcrt_run_heartbeat(ck->ctx, ck->step, HCRT_RUN_COMMITTED);
 out:
     free(text);
     if (m.tensors)
