@@ -324,6 +324,9 @@ HCRT_EXPORT hcrt_status_t hcrt_topology_get_info(const hcrt_context_t *ctx, hcrt
 /* Communicators and collectives (hcrt/comm.h). */
 #include "hcrt/comm.h"
 
+/* Compute on any device: gemm, bias add, ReLU, softmax cross-entropy, optimizers (hcrt/compute.h). */
+#include "hcrt/compute.h"
+
 #ifdef __cplusplus
 }
 #endif
