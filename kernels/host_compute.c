@@ -103,7 +103,10 @@ float hcrt__host_logf(float x)
 
 /* ---- element-wise ---------------------------------------------------------------------------------- */
 
-HC_CLONES void hcrt__host_bias_add(float *y, const float *x, const float *bias, size_t rows, size_t cols)
+/* (The cloned loops are static, with plain entry points: gcc gives the resolver of a non-static clone
+ * default visibility, which would export it from libhcrt.) */
+
+HC_CLONES static void bias_add_loop(float *y, const float *x, const float *bias, size_t rows, size_t cols)
 {
     for (size_t r = 0; r < rows; r++) {
         float *yr = y + r * cols;
@@ -113,7 +116,12 @@ HC_CLONES void hcrt__host_bias_add(float *y, const float *x, const float *bias, 
     }
 }
 
-HC_CLONES void hcrt__host_relu(float *y, const float *x, size_t count)
+void hcrt__host_bias_add(float *y, const float *x, const float *bias, size_t rows, size_t cols)
+{
+    bias_add_loop(y, x, bias, rows, cols);
+}
+
+HC_CLONES static void relu_loop(float *y, const float *x, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
         const float v = x[i];
@@ -121,10 +129,20 @@ HC_CLONES void hcrt__host_relu(float *y, const float *x, size_t count)
     }
 }
 
-HC_CLONES void hcrt__host_relu_backward(float *dx, const float *dy, const float *act, size_t count)
+void hcrt__host_relu(float *y, const float *x, size_t count)
+{
+    relu_loop(y, x, count);
+}
+
+HC_CLONES static void relu_backward_loop(float *dx, const float *dy, const float *act, size_t count)
 {
     for (size_t i = 0; i < count; i++)
         dx[i] = act[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void hcrt__host_relu_backward(float *dx, const float *dy, const float *act, size_t count)
+{
+    relu_backward_loop(dx, dy, act, count);
 }
 
 /* ---- softmax cross-entropy ------------------------------------------------------------------------- */
@@ -191,7 +209,7 @@ hcrt_status_t hcrt__host_softmax_xent(const float *logits, const int32_t *labels
  * chain over rows ascending from +0 whatever the block. */
 #define COLS_BLOCK 512
 
-HC_CLONES void hcrt__host_col_sum(float *out, const float *x, size_t rows, size_t cols, bool accumulate)
+HC_CLONES static void col_sum_loop(float *out, const float *x, size_t rows, size_t cols, bool accumulate)
 {
     float acc[COLS_BLOCK];
     for (size_t j0 = 0; j0 < cols; j0 += COLS_BLOCK) {
@@ -207,6 +225,11 @@ HC_CLONES void hcrt__host_col_sum(float *out, const float *x, size_t rows, size_
         for (size_t j = 0; j < nb; j++)
             o[j] = accumulate ? o[j] + acc[j] : acc[j];
     }
+}
+
+void hcrt__host_col_sum(float *out, const float *x, size_t rows, size_t cols, bool accumulate)
+{
+    col_sum_loop(out, x, rows, cols, accumulate);
 }
 
 /* ---- optimizers ------------------------------------------------------------------------------------- */

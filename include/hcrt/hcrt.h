@@ -154,6 +154,8 @@ typedef struct hcrt_backend_info {
     hcrt_backend_status_t status;
     const char *reason; /* why unavailable/broken/filtered, "" when loaded */
     int device_count;
+    bool compute;               /* a loaded backend offering the compute extension (hcrt/compute.h) */
+    const char *compute_detail; /* why not, when it does not ("" when it does, or when not loaded) */
 } hcrt_backend_info_t;
 
 /* Number of backends the loader considered (loaded or not). */
