@@ -16,6 +16,7 @@
  *  - sim only: a lost device fails compute ops with HCRT_ERR_DEVICE_LOST.
  * A GPU backend with no device here exits 77 with the reason.
  */
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,8 @@
 #include "test.h"
 
 static const char *backend;
-static bool is_sim, bitwise; /* bitwise: the host implementation (cpu, sim, and the GPU mocks) */
+static bool is_sim, gpu;
+static bool bitwise; /* the host implementation's bits expected: cpu, sim, and the GPU mocks */
 static hcrt_context_t *ctx;
 static hcrt_device_t *dev, *host, *cpu_dev;
 static hcrt_stream_t *stream;
@@ -650,7 +652,7 @@ static void test_bad_args(void)
     EXPECT_ARG(hcrt_compute_cast(dev, NULL, HCRT_F16, p, HCRT_F32, 4, NULL), "'dst'");
     EXPECT_ARG(hcrt_compute_cast(dev, (char *)q + 1, HCRT_F16, p, HCRT_F32, 4, NULL), "aligned");
 
-    if (bitwise) {
+    if (!gpu) {
         /* labels out of range: at the call, and on a stream at its next synchronisation */
         const int32_t bad_labels[3] = {0, 3, 1};
         CHECK_OK(ctx, hcrt_memcpy(dev, labels, host, bad_labels, sizeof(bad_labels)));
@@ -660,6 +662,15 @@ static void test_bad_args(void)
         CHECK_STATUS(ctx, hcrt_stream_sync(stream), HCRT_ERR_INVALID_ARG);
         CHECK_MSG(strstr(hcrt_last_error(ctx), "labels[1] is 3") != NULL, "%s", hcrt_last_error(ctx));
         CHECK_OK(ctx, hcrt_stream_sync(stream)); /* reported once */
+    } else {
+        /* a GPU kernel cannot report it: that row's loss and gradient are NaN, and so is the total */
+        const int32_t bad_labels[3] = {0, 3, 1};
+        CHECK_OK(ctx, hcrt_memcpy(dev, labels, host, bad_labels, sizeof(bad_labels)));
+        CHECK_OK(ctx, hcrt_compute_softmax_xent(dev, p, labels, 3, 3, q, p + 16, false, NULL));
+        float out[10];
+        download_from(dev, out, q, 4);
+        download_from(dev, out + 1, p + 16, 9 * 4);
+        CHECK(isnan(out[0]) && isnan(out[4]) && isnan(out[6]) && !isnan(out[1]) && !isnan(out[7]));
     }
     if (is_sim) {
         /* memory that is not a live allocation of this device, a range past an allocation's end, host memory */
@@ -680,6 +691,60 @@ static void test_bad_args(void)
     hcrt_stream_destroy(other_s);
     hcrt_mem_free(dev, base);
     hcrt_mem_free(dev, lb);
+}
+
+/* ---- GPU mocks: which gemm path ran --------------------------------------------------------------- */
+
+/* An int a loaded library exports (the mocks' counters), or NULL. */
+static int *loaded_int(const char *path, const char *sym)
+{
+    void *h = path ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : NULL;
+    int *p = h ? dlsym(h, sym) : NULL;
+    if (h)
+        dlclose(h); /* the library stays: this only dropped the reference RTLD_NOLOAD took */
+    return p;
+}
+
+/*
+ * cuda over the mocks: gemm went through cuBLAS (the stand-in counts its gemms; their results were checked
+ * above, so the row-major transpose trick is right), and a device whose cublasCreate fails falls back to
+ * the plugin's own kernel with the right result. hip: every gemm ran the kernel.
+ */
+static void test_gpu_mock_paths(void)
+{
+    const char *plugin = NULL;
+    int nb = 0;
+    hcrt_backend_count(ctx, &nb);
+    for (int i = 0; i < nb; i++) {
+        hcrt_backend_info_t info = {.struct_size = sizeof(info)};
+        if (hcrt_backend_get_info(ctx, i, &info) == HCRT_OK && strcmp(info.name, backend) == 0)
+            plugin = info.path;
+    }
+    int *kernels = loaded_int(plugin, "hcrt_mock_gemm_kernel_launches");
+    CHECK_MSG(kernels != NULL, "mock plugin %s exports no kernel counter", plugin ? plugin : "(none)");
+    if (!kernels)
+        return;
+    if (strcmp(backend, "hip") == 0) {
+        CHECK_MSG(*kernels > 0, "hip gemm never ran its kernel");
+        return;
+    }
+    int *blas = loaded_int(getenv("HCRT_TEST_MOCK_CUBLAS"), "hcrt_mock_cublas_gemms");
+    int *refuse = loaded_int(getenv("HCRT_TEST_MOCK_CUBLAS"), "hcrt_mock_cublas_refuse_create");
+    CHECK_MSG(blas && refuse && *blas > 100, "cuda gemm did not go through cuBLAS (%d gemms there)", blas ? *blas : -1);
+    hcrt_device_t *d1 = NULL;
+    if (!blas || !refuse || hcrt_device_find(ctx, "cuda", 1, &d1) != HCRT_OK)
+        return;
+    *refuse = 1;
+    hcrt_device_t *saved = dev;
+    dev = d1;
+    const int k0 = *kernels, b0 = *blas;
+    check_gemm(7, 13, 5, false, true, 0.5f, 1, HCRT_F32, 0, NULL);
+    check_gemm(33, 70, 129, true, false, 1, 0, HCRT_BF16, 3, NULL);
+    /* each check runs the gemm on the device at two alignments (and once more on cpu) */
+    CHECK_MSG(*kernels == k0 + 2 * 2 && *blas == b0, "device without cuBLAS: %d kernel gemms, %d cuBLAS gemms",
+              *kernels - k0, *blas - b0);
+    dev = saved;
+    *refuse = 0;
 }
 
 /* ---- sim: a lost device ---------------------------------------------------------------------------- */
@@ -707,10 +772,11 @@ int main(int argc, char **argv)
 {
     backend = argc > 1 ? argv[1] : "cpu";
     is_sim = strcmp(backend, "sim") == 0;
-    bitwise = strcmp(backend, "cpu") == 0 || is_sim || getenv("HCRT_TEST_GPU_MOCK") != NULL;
+    gpu = strcmp(backend, "cuda") == 0 || strcmp(backend, "hip") == 0;
+    bitwise = !gpu || getenv("HCRT_TEST_GPU_MOCK") != NULL;
     ctx = open_ctx();
     if (hcrt_device_find(ctx, backend, 0, &dev) != HCRT_OK) {
-        if (strcmp(backend, "cuda") == 0 || strcmp(backend, "hip") == 0)
+        if (gpu)
             TEST_SKIP("backend %s has no device here: %s", backend, hcrt_last_error(ctx));
         fprintf(stderr, "FATAL: backend %s has no device: %s\n", backend, hcrt_last_error(ctx));
         return 1;
@@ -728,6 +794,8 @@ int main(int argc, char **argv)
     test_optim();
     test_training_step();
     test_bad_args();
+    if (gpu && getenv("HCRT_TEST_GPU_MOCK"))
+        test_gpu_mock_paths();
     CHECK_OK(ctx, hcrt_stream_destroy(stream));
     CHECK_OK(NULL, hcrt_finalize(ctx));
     if (is_sim)
