@@ -33,7 +33,7 @@
 static inline float exp_det(float x)
 {
     const float lo = -87.33654475f, hi = 88.72283935546875f; /* exp(lo) = 2^-126; exp(hi) ~ FLT_MAX */
-    const float xc = x < lo ? lo : x > hi ? hi : x;           /* NaN passes through both tests */
+    const float xc = x < lo ? lo : x > hi ? hi : x;          /* NaN passes through both tests */
     float n = rintf(xc * 1.44269504088896341f);
     n = n != n ? 0.0f : n; /* NaN: any n, the result is replaced below (and (int32_t)NaN is undefined) */
     float r = fmaf(-n, 0.693359375f, xc);
@@ -268,8 +268,7 @@ HC_CLONES static void adamw_step(const hcrt_backend_optim_t *o, float *restrict 
     }
 }
 
-void hcrt__host_optim_step(const hcrt_backend_optim_t *opt, float *param, const float *grad, float *state,
-                           size_t count)
+void hcrt__host_optim_step(const hcrt_backend_optim_t *opt, float *param, const float *grad, float *state, size_t count)
 {
     if (opt->kind == HCRT_OPTIM_ADAMW)
         adamw_step(opt, param, grad, state, state + count, count);
@@ -294,8 +293,7 @@ HC_CLONES static void cast_loop(void *dst, hcrt_dtype_t dt, const void *src, hcr
     }
 }
 
-hcrt_status_t hcrt__host_cast(void *dst, hcrt_dtype_t dst_dtype, const void *src, hcrt_dtype_t src_dtype,
-                              size_t count)
+hcrt_status_t hcrt__host_cast(void *dst, hcrt_dtype_t dst_dtype, const void *src, hcrt_dtype_t src_dtype, size_t count)
 {
     const bool ok_d = dst_dtype == HCRT_F32 || dst_dtype == HCRT_F16 || dst_dtype == HCRT_BF16;
     const bool ok_s = src_dtype == HCRT_F32 || src_dtype == HCRT_F16 || src_dtype == HCRT_BF16;

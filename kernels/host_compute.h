@@ -56,8 +56,7 @@ void hcrt__host_optim_step(const hcrt_backend_optim_t *opt, float *param, const 
                            size_t count);
 
 /* dst = src converted between f32, f16 and bf16 (HCRT_ERR_INVALID_ARG for any other dtype). */
-hcrt_status_t hcrt__host_cast(void *dst, hcrt_dtype_t dst_dtype, const void *src, hcrt_dtype_t src_dtype,
-                              size_t count);
+hcrt_status_t hcrt__host_cast(void *dst, hcrt_dtype_t dst_dtype, const void *src, hcrt_dtype_t src_dtype, size_t count);
 
 /* exp and log with a fixed operation sequence (polynomials evaluated with fmaf): the same bits on every
  * machine and C library. expf is within 2 ulp over its range and gives 0 below -87.3 (no subnormal

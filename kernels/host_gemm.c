@@ -304,8 +304,8 @@ hcrt_status_t hcrt__host_gemm(bool trans_a, bool trans_b, size_t m, size_t n, si
                 pack_a(ap, a, lda, trans_a, dtype, ic, mc, pc, kc, mr, row);
                 for (size_t jr = 0; jr < nc; jr += nr) {
                     const size_t cv = min_sz(nc - jr, nr);
-                    const float *bpanel = direct ? (cv == nr ? (const float *)b + pc * ldb + jc + jr : bp)
-                                                 : bp + jr * kc;
+                    const float *bpanel =
+                        direct ? (cv == nr ? (const float *)b + pc * ldb + jc + jr : bp) : bp + jr * kc;
                     const size_t ldbp = direct && cv == nr ? ldb : nr;
                     for (size_t ir = 0; ir < mc; ir += mr)
                         run_tile(kn, kc, ap + ir * kc, bpanel, ldbp, &t, ic + ir, jr, min_sz(mc - ir, mr), cv, alpha,

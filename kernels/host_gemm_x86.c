@@ -103,13 +103,13 @@ bool hcrt__gemm_have_avx2(void)
 void hcrt__gemm_tile_avx512(size_t kc, const float *a, const float *b, size_t ldb, const float *win, size_t ldw,
                             float *out, size_t ldo, bool final, float alpha, float beta)
 {
-    (void)kc, (void)a, (void)b, (void)ldb, (void)win, (void)ldw, (void)out, (void)ldo, (void)final, (void)alpha,
+    (void)kc, (void)a, (void)b, (void)ldb, (void)win, (void)ldw, (void)out, (void)ldo, (void) final, (void)alpha,
         (void)beta;
 }
 void hcrt__gemm_tile_avx2(size_t kc, const float *a, const float *b, size_t ldb, const float *win, size_t ldw,
                           float *out, size_t ldo, bool final, float alpha, float beta)
 {
-    (void)kc, (void)a, (void)b, (void)ldb, (void)win, (void)ldw, (void)out, (void)ldo, (void)final, (void)alpha,
+    (void)kc, (void)a, (void)b, (void)ldb, (void)win, (void)ldw, (void)out, (void)ldo, (void) final, (void)alpha,
         (void)beta;
 }
 bool hcrt__gemm_have_avx512(void)

@@ -18,7 +18,10 @@
 
 /* ---- attaching a plugin's compute table (loader) ------------------------------------------------- */
 
-#define COMPUTE_OP(field) {#field, offsetof(hcrt_backend_compute_v1_t, field)}
+#define COMPUTE_OP(field)                                                                                              \
+    {                                                                                                                  \
+#field, offsetof(hcrt_backend_compute_v1_t, field)                                                             \
+    }
 static const struct {
     const char *name;
     size_t offset;
@@ -39,8 +42,8 @@ void hcrt__compute_attach(hcrt__backend_t *be)
     const char *why = NULL;
     char buf[160];
     if (c->struct_size < HCRT_BACKEND_COMPUTE_V1_MIN_SIZE) {
-        snprintf(buf, sizeof(buf), "short compute table: struct_size %zu, version 1 needs at least %zu",
-                 c->struct_size, (size_t)HCRT_BACKEND_COMPUTE_V1_MIN_SIZE);
+        snprintf(buf, sizeof(buf), "short compute table: struct_size %zu, version 1 needs at least %zu", c->struct_size,
+                 (size_t)HCRT_BACKEND_COMPUTE_V1_MIN_SIZE);
         why = buf;
     } else if (c->version != HCRT_BACKEND_COMPUTE_VERSION) {
         snprintf(buf, sizeof(buf), "compute table version %u (this runtime speaks %u)", c->version,
@@ -101,8 +104,8 @@ static hcrt_status_t check_supported(const hcrt_device_t *device, const char *fn
 {
     if (device->be->compute != NULL)
         return HCRT_OK;
-    return hcrt__error(device->ctx, HCRT_ERR_NOT_SUPPORTED, "%s: the %s backend (device %d, %s) cannot compute: %s",
-                       fn, device->be->name, device->index, device->bprops.name, device->be->compute_detail);
+    return hcrt__error(device->ctx, HCRT_ERR_NOT_SUPPORTED, "%s: the %s backend (device %d, %s) cannot compute: %s", fn,
+                       device->be->name, device->index, device->bprops.name, device->be->compute_detail);
 }
 
 /* The bytes an operand spans: [lo, hi), empty when lo == hi. */
@@ -145,8 +148,8 @@ static hcrt_status_t check_operand(const hcrt_device_t *dev, const char *fn, con
                            fn, name, rows, cols, ld);
     const size_t bytes = ((rows - 1) * ld + cols) * es;
     if ((uintptr_t)p % es != 0)
-        return hcrt__error(dev->ctx, HCRT_ERR_INVALID_ARG, "%s: argument '%s' (%p) is not aligned to its %zu-byte elements",
-                           fn, name, p, es);
+        return hcrt__error(dev->ctx, HCRT_ERR_INVALID_ARG,
+                           "%s: argument '%s' (%p) is not aligned to its %zu-byte elements", fn, name, p, es);
     if ((uintptr_t)p > UINTPTR_MAX - bytes)
         return hcrt__error(dev->ctx, HCRT_ERR_INVALID_ARG, "%s: argument '%s' (%p, %zu bytes) wraps the address space",
                            fn, name, p, bytes);
@@ -173,12 +176,12 @@ static hcrt_status_t check_disjoint(const hcrt_device_t *dev, const char *fn, co
 }
 
 /* rows * cols without overflow. */
-static hcrt_status_t check_product(const hcrt_device_t *dev, const char *fn, const char *what, size_t rows,
-                                   size_t cols, size_t es)
+static hcrt_status_t check_product(const hcrt_device_t *dev, const char *fn, const char *what, size_t rows, size_t cols,
+                                   size_t es)
 {
     if (cols != 0 && rows > SIZE_MAX / es / cols)
-        return hcrt__error(dev->ctx, HCRT_ERR_INVALID_ARG, "%s: %s of %zu x %zu elements overflow the address space", fn,
-                           what, rows, cols);
+        return hcrt__error(dev->ctx, HCRT_ERR_INVALID_ARG, "%s: %s of %zu x %zu elements overflow the address space",
+                           fn, what, rows, cols);
     return HCRT_OK;
 }
 
@@ -277,8 +280,8 @@ hcrt_status_t hcrt_compute_relu_backward(hcrt_device_t *device, float *dx, const
 
 /* ---- softmax cross-entropy, column sums ----------------------------------------------------------- */
 
-hcrt_status_t hcrt_compute_softmax_xent(hcrt_device_t *device, const float *logits, const int32_t *labels,
-                                        size_t rows, size_t classes, float *loss, float *dlogits, bool accumulate,
+hcrt_status_t hcrt_compute_softmax_xent(hcrt_device_t *device, const float *logits, const int32_t *labels, size_t rows,
+                                        size_t classes, float *loss, float *dlogits, bool accumulate,
                                         hcrt_stream_t *stream)
 {
     static const char fn[] = "hcrt_compute_softmax_xent";
@@ -322,9 +325,9 @@ hcrt_status_t hcrt_compute_col_sum(hcrt_device_t *device, float *out, const floa
     HCRT_CHECK(check_supported(device, fn));
     if (cols == 0 || (rows == 0 && accumulate))
         return HCRT_OK;
-    COMPUTE_CALL(device, "col_sum",
-                 device->be->compute->col_sum(device->be->state, device->index, out, x, rows, cols, accumulate,
-                                              BS(stream)));
+    COMPUTE_CALL(
+        device, "col_sum",
+        device->be->compute->col_sum(device->be->state, device->index, out, x, rows, cols, accumulate, BS(stream)));
     return HCRT_OK;
 }
 
@@ -486,13 +489,12 @@ hcrt_status_t hcrt_compute_cast(hcrt_device_t *device, void *dst, hcrt_dtype_t d
     static const char fn[] = "hcrt_compute_cast";
     HCRT_CHECK(check_device(device, stream, fn));
     const size_t des = gemm_dtype_size(dst_dtype), ses = gemm_dtype_size(src_dtype);
-    if (des == 0 || ses == 0)
+    if (des == 0 || ses == 0) {
+        const hcrt_dtype_t bad = des == 0 ? dst_dtype : src_dtype;
+        const char *name = hcrt_dtype_name(bad);
         return hcrt__error(device->ctx, HCRT_ERR_INVALID_ARG, "%s: argument '%s' is %s (%d); casts take f32, f16, bf16",
-                           fn, des == 0 ? "dst_dtype" : "src_dtype",
-                           hcrt_dtype_name(des == 0 ? dst_dtype : src_dtype) ? hcrt_dtype_name(des == 0 ? dst_dtype
-                                                                                                       : src_dtype)
-                                                                              : "not a dtype",
-                           (int)(des == 0 ? dst_dtype : src_dtype));
+                           fn, des == 0 ? "dst_dtype" : "src_dtype", name ? name : "not a dtype", (int)bad);
+    }
     span_t sd, ss;
     HCRT_CHECK(check_vector(device, fn, "dst", dst, count, des, &sd));
     HCRT_CHECK(check_vector(device, fn, "src", src, count, ses, &ss));
@@ -500,8 +502,8 @@ hcrt_status_t hcrt_compute_cast(hcrt_device_t *device, void *dst, hcrt_dtype_t d
     HCRT_CHECK(check_supported(device, fn));
     if (count == 0 || (dst == src && dst_dtype == src_dtype))
         return HCRT_OK;
-    COMPUTE_CALL(device, "cast",
-                 device->be->compute->cast(device->be->state, device->index, dst, dst_dtype, src, src_dtype, count,
-                                           BS(stream)));
+    COMPUTE_CALL(
+        device, "cast",
+        device->be->compute->cast(device->be->state, device->index, dst, dst_dtype, src, src_dtype, count, BS(stream)));
     return HCRT_OK;
 }

@@ -73,8 +73,18 @@ static hcrt_status_t hc_gemm(void *state, int dev, bool trans_a, bool trans_b, s
     const size_t es = dtype_bytes(dtype);
     if (es == 0)
         return bad_arg(state, dev, "gemm", "argument 'dtype' is not f32, f16 or bf16");
-    hcrt__hc_op_t op = {.kind = HCRT__HC_GEMM, .what = "gemm", .rows = m, .cols = n, .inner = k, .lda = lda,
-                        .ldb = ldb, .ldc = ldc, .trans_a = trans_a, .trans_b = trans_b, .alpha = alpha, .beta = beta,
+    hcrt__hc_op_t op = {.kind = HCRT__HC_GEMM,
+                        .what = "gemm",
+                        .rows = m,
+                        .cols = n,
+                        .inner = k,
+                        .lda = lda,
+                        .ldb = ldb,
+                        .ldc = ldc,
+                        .trans_a = trans_a,
+                        .trans_b = trans_b,
+                        .alpha = alpha,
+                        .beta = beta,
                         .dtype = dtype};
     const size_t used = m && n ? 1 : 0;
     add_operand(&op, "a", a, span_bytes(used * (trans_a ? k : m), trans_a ? m : k, lda, es));
@@ -102,8 +112,8 @@ static hcrt_status_t hc_relu(void *state, int dev, float *y, const float *x, siz
     return submit(state, dev, &op, stream);
 }
 
-static hcrt_status_t hc_relu_backward(void *state, int dev, float *dx, const float *dy, const float *act,
-                                      size_t count, hcrt_backend_stream_t *stream)
+static hcrt_status_t hc_relu_backward(void *state, int dev, float *dx, const float *dy, const float *act, size_t count,
+                                      hcrt_backend_stream_t *stream)
 {
     hcrt__hc_op_t op = {.kind = HCRT__HC_RELU_BACKWARD, .what = "relu_backward", .rows = count};
     add_operand(&op, "dx", dx, span_bytes(1, count, count, 4));
@@ -120,8 +130,8 @@ static hcrt_status_t hc_softmax_xent(void *state, int dev, const float *logits, 
         return bad_arg(state, dev, "softmax_xent", "arguments 'loss' and 'dlogits' are both NULL");
     if (rows > 0 && classes == 0)
         return bad_arg(state, dev, "softmax_xent", "argument 'classes' is 0");
-    hcrt__hc_op_t op = {.kind = HCRT__HC_SOFTMAX_XENT, .what = "softmax_xent", .rows = rows, .cols = classes,
-                        .accumulate = accumulate};
+    hcrt__hc_op_t op = {
+        .kind = HCRT__HC_SOFTMAX_XENT, .what = "softmax_xent", .rows = rows, .cols = classes, .accumulate = accumulate};
     add_operand(&op, "logits", logits, span_bytes(rows, classes, classes, 4));
     add_operand(&op, "labels", labels, span_bytes(1, rows, rows, 4));
     add_operand(&op, "loss", loss, loss ? 4 : 0);
@@ -132,8 +142,8 @@ static hcrt_status_t hc_softmax_xent(void *state, int dev, const float *logits, 
 static hcrt_status_t hc_col_sum(void *state, int dev, float *out, const float *x, size_t rows, size_t cols,
                                 bool accumulate, hcrt_backend_stream_t *stream)
 {
-    hcrt__hc_op_t op = {.kind = HCRT__HC_COL_SUM, .what = "col_sum", .rows = rows, .cols = cols,
-                        .accumulate = accumulate};
+    hcrt__hc_op_t op = {
+        .kind = HCRT__HC_COL_SUM, .what = "col_sum", .rows = rows, .cols = cols, .accumulate = accumulate};
     add_operand(&op, "out", out, span_bytes(1, cols, cols, 4));
     add_operand(&op, "x", x, span_bytes(rows, cols, cols, 4));
     return submit(state, dev, &op, stream);
@@ -160,8 +170,7 @@ static hcrt_status_t hc_cast(void *state, int dev, void *dst, hcrt_dtype_t dst_d
     const size_t des = dtype_bytes(dst_dtype), ses = dtype_bytes(src_dtype);
     if (des == 0 || ses == 0)
         return bad_arg(state, dev, "cast", "a dtype is not f32, f16 or bf16");
-    hcrt__hc_op_t op = {.kind = HCRT__HC_CAST, .what = "cast", .rows = count, .dtype = dst_dtype,
-                        .dtype2 = src_dtype};
+    hcrt__hc_op_t op = {.kind = HCRT__HC_CAST, .what = "cast", .rows = count, .dtype = dst_dtype, .dtype2 = src_dtype};
     add_operand(&op, "dst", dst, span_bytes(1, count, count, des));
     add_operand(&op, "src", src, span_bytes(1, count, count, ses));
     return submit(state, dev, &op, stream);

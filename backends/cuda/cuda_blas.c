@@ -34,9 +34,9 @@
 typedef cublasStatus_t (*create_fn)(cublasHandle_t *);
 typedef cublasStatus_t (*destroy_fn)(cublasHandle_t);
 typedef cublasStatus_t (*set_stream_fn)(cublasHandle_t, cudaStream_t);
-typedef cublasStatus_t (*gemm_ex_fn)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
-                                     const void *, const void *, cudaDataType, int, const void *, cudaDataType, int,
-                                     const void *, void *, cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+typedef cublasStatus_t (*gemm_ex_fn)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                                     const void *, cudaDataType, int, const void *, cudaDataType, int, const void *,
+                                     void *, cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
 typedef const char *(*status_string_fn)(cublasStatus_t);
 
 typedef struct cuda_blas {

@@ -11,8 +11,6 @@
 
 #include "gpu_plugin.h"
 
-#define GPU_COMPUTE_ARG(...) hcrt_gpu_arg_error(__VA_ARGS__)
-
 static size_t gpu_compute_dtype_size(hcrt_dtype_t t)
 {
     return t == HCRT_F32 ? 4 : (t == HCRT_F16 || t == HCRT_BF16) ? 2 : 0;
@@ -24,9 +22,9 @@ static hcrt_status_t gpu_operand(const char *op, const char *name, const void *p
     if (n == 0)
         return HCRT_OK;
     if (p == NULL)
-        return GPU_COMPUTE_ARG("%s: argument '%s' is NULL", op, name);
+        return hcrt_gpu_arg_error("%s: argument '%s' is NULL", op, name);
     if ((uintptr_t)p % es != 0)
-        return GPU_COMPUTE_ARG("%s: argument '%s' (%p) is not aligned to its %zu-byte elements", op, name, p, es);
+        return hcrt_gpu_arg_error("%s: argument '%s' (%p) is not aligned to its %zu-byte elements", op, name, p, es);
     return HCRT_OK;
 }
 
@@ -34,7 +32,7 @@ static hcrt_status_t gpu_operand(const char *op, const char *name, const void *p
 static hcrt_status_t gpu_elems(const char *op, size_t rows, size_t cols, size_t *n)
 {
     if (cols != 0 && rows > SIZE_MAX / 8 / cols)
-        return GPU_COMPUTE_ARG("%s: %zu x %zu elements overflow the address space", op, rows, cols);
+        return hcrt_gpu_arg_error("%s: %zu x %zu elements overflow the address space", op, rows, cols);
     *n = rows * cols;
     return HCRT_OK;
 }
@@ -45,7 +43,7 @@ static hcrt_status_t gpu_compute_enter(gpu_state_t *st, int dev, hcrt_backend_st
 {
     hcrt_status_t status;
     if (!st)
-        return GPU_COMPUTE_ARG("%s: argument 'state' is NULL", op);
+        return hcrt_gpu_arg_error("%s: argument 'state' is NULL", op);
     if ((status = hcrt_gpu_stream_of(dev, stream, op, s, sync)) != HCRT_OK)
         return status;
     return hcrt_gpu_enter(st, dev);
@@ -69,7 +67,7 @@ static hcrt_status_t gpu_gemm(void *state, int dev, bool trans_a, bool trans_b, 
     hcrt_status_t status;
     const size_t es = gpu_compute_dtype_size(dtype);
     if (es == 0)
-        return GPU_COMPUTE_ARG("gemm: argument 'dtype' (%d) is not f32, f16 or bf16", (int)dtype);
+        return hcrt_gpu_arg_error("gemm: argument 'dtype' (%d) is not f32, f16 or bf16", (int)dtype);
     const size_t used = m && n && k ? 1 : 0;
     if ((status = gpu_operand("gemm", "a", a, used, es)) != HCRT_OK ||
         (status = gpu_operand("gemm", "b", b, used, es)) != HCRT_OK ||
@@ -128,8 +126,8 @@ static hcrt_status_t gpu_relu(void *state, int dev, float *y, const float *x, si
     return gpu_compute_leave(st, dev, e, "relu kernel launch", s, sync);
 }
 
-static hcrt_status_t gpu_relu_backward(void *state, int dev, float *dx, const float *dy, const float *act,
-                                       size_t count, hcrt_backend_stream_t *stream)
+static hcrt_status_t gpu_relu_backward(void *state, int dev, float *dx, const float *dy, const float *act, size_t count,
+                                       hcrt_backend_stream_t *stream)
 {
     gpu_state_t *st = state;
     gpuStream_t s;
@@ -157,9 +155,9 @@ static hcrt_status_t gpu_softmax_xent(void *state, int dev, const float *logits,
     hcrt_status_t status;
     size_t n = 0;
     if (!loss && !dlogits)
-        return GPU_COMPUTE_ARG("softmax_xent: arguments 'loss' and 'dlogits' are both NULL");
+        return hcrt_gpu_arg_error("softmax_xent: arguments 'loss' and 'dlogits' are both NULL");
     if (rows > 0 && classes == 0)
-        return GPU_COMPUTE_ARG("softmax_xent: argument 'classes' is 0");
+        return hcrt_gpu_arg_error("softmax_xent: argument 'classes' is 0");
     if ((status = gpu_elems("softmax_xent", rows, classes, &n)) != HCRT_OK ||
         (status = gpu_operand("softmax_xent", "logits", logits, n, 4)) != HCRT_OK ||
         (status = gpu_operand("softmax_xent", "labels", labels, rows, 4)) != HCRT_OK ||
@@ -200,9 +198,9 @@ static hcrt_status_t gpu_optim_step(void *state, int dev, const hcrt_backend_opt
     bool sync;
     hcrt_status_t status;
     if (!opt || opt->struct_size < sizeof(*opt))
-        return GPU_COMPUTE_ARG("optim_step: argument 'opt' is NULL or too short");
+        return hcrt_gpu_arg_error("optim_step: argument 'opt' is NULL or too short");
     if (opt->kind != HCRT_OPTIM_SGD && opt->kind != HCRT_OPTIM_ADAMW)
-        return GPU_COMPUTE_ARG("optim_step: argument 'opt->kind' (%d) is not an hcrt_optimizer_t", (int)opt->kind);
+        return hcrt_gpu_arg_error("optim_step: argument 'opt->kind' (%d) is not an hcrt_optimizer_t", (int)opt->kind);
     const bool need_state = opt->kind == HCRT_OPTIM_ADAMW || opt->momentum != 0.0f;
     if ((status = gpu_operand("optim_step", "param", param, count, 4)) != HCRT_OK ||
         (status = gpu_operand("optim_step", "grad", grad, count, 4)) != HCRT_OK ||
@@ -211,7 +209,7 @@ static hcrt_status_t gpu_optim_step(void *state, int dev, const hcrt_backend_opt
     if (count == 0)
         return HCRT_OK;
     if (count > SIZE_MAX / 8)
-        return GPU_COMPUTE_ARG("optim_step: argument 'count' (%zu) overflows the address space", count);
+        return hcrt_gpu_arg_error("optim_step: argument 'count' (%zu) overflows the address space", count);
     if ((status = gpu_compute_enter(st, dev, stream, "optim_step", &s, &sync)) != HCRT_OK)
         return status;
     int e = HCRT_GPU_SYM(launch_optim)(opt, param, grad, need_state ? opt_state : NULL, count, (void *)s,
@@ -228,18 +226,18 @@ static hcrt_status_t gpu_cast(void *state, int dev, void *dst, hcrt_dtype_t dst_
     hcrt_status_t status;
     const size_t des = gpu_compute_dtype_size(dst_dtype), ses = gpu_compute_dtype_size(src_dtype);
     if (des == 0 || ses == 0)
-        return GPU_COMPUTE_ARG("cast: argument '%s' is not f32, f16 or bf16", des == 0 ? "dst_dtype" : "src_dtype");
+        return hcrt_gpu_arg_error("cast: argument '%s' is not f32, f16 or bf16", des == 0 ? "dst_dtype" : "src_dtype");
     if ((status = gpu_operand("cast", "dst", dst, count, des)) != HCRT_OK ||
         (status = gpu_operand("cast", "src", src, count, ses)) != HCRT_OK)
         return status;
     if (count == 0 || (dst == src && dst_dtype == src_dtype))
         return HCRT_OK;
     if (count > SIZE_MAX / 4)
-        return GPU_COMPUTE_ARG("cast: argument 'count' (%zu) overflows the address space", count);
+        return hcrt_gpu_arg_error("cast: argument 'count' (%zu) overflows the address space", count);
     if ((status = gpu_compute_enter(st, dev, stream, "cast", &s, &sync)) != HCRT_OK)
         return status;
-    int e = HCRT_GPU_SYM(launch_cast)(dst, (int)dst_dtype, src, (int)src_dtype, count, (void *)s,
-                                      st->devs[dev].max_blocks);
+    int e =
+        HCRT_GPU_SYM(launch_cast)(dst, (int)dst_dtype, src, (int)src_dtype, count, (void *)s, st->devs[dev].max_blocks);
     return gpu_compute_leave(st, dev, e, "cast kernel launch", s, sync);
 }
 

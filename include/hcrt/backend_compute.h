@@ -91,22 +91,21 @@ typedef struct hcrt_backend_compute_v1 {
      * products accumulate in f32. beta == 0 means c is not read (NaN there does not propagate). c must
      * not overlap a or b.
      */
-    hcrt_status_t (*gemm)(void *state, int dev, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
-                          float alpha, const void *a, size_t lda, const void *b, size_t ldb, float beta, float *c,
-                          size_t ldc, hcrt_dtype_t dtype, hcrt_backend_stream_t *stream);
+    hcrt_status_t (*gemm)(void *state, int dev, bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+                          const void *a, size_t lda, const void *b, size_t ldb, float beta, float *c, size_t ldc,
+                          hcrt_dtype_t dtype, hcrt_backend_stream_t *stream);
 
     /* y[r][j] = x[r][j] + bias[j] for a dense rows x cols matrix; y may be x. */
     hcrt_status_t (*bias_add)(void *state, int dev, float *y, const float *x, const float *bias, size_t rows,
                               size_t cols, hcrt_backend_stream_t *stream);
 
     /* y[i] = x[i] > 0 ? x[i] : +0, except that NaN stays NaN; y may be x. */
-    hcrt_status_t (*relu)(void *state, int dev, float *y, const float *x, size_t count,
-                          hcrt_backend_stream_t *stream);
+    hcrt_status_t (*relu)(void *state, int dev, float *y, const float *x, size_t count, hcrt_backend_stream_t *stream);
 
     /* dx[i] = act[i] > 0 ? dy[i] : +0, act being the ReLU's input or output (the same sign test); dx may
      * be dy or act. */
-    hcrt_status_t (*relu_backward)(void *state, int dev, float *dx, const float *dy, const float *act,
-                                   size_t count, hcrt_backend_stream_t *stream);
+    hcrt_status_t (*relu_backward)(void *state, int dev, float *dx, const float *dy, const float *act, size_t count,
+                                   hcrt_backend_stream_t *stream);
 
     /*
      * Softmax cross-entropy of rows x classes logits against int32 labels in [0, classes). loss (one f32,
@@ -128,8 +127,8 @@ typedef struct hcrt_backend_compute_v1 {
     /* One optimizer update of count parameters (see hcrt_backend_optim_t): param and grad hold count
      * f32; opt_state holds count (SGD with momentum) or 2 * count (AdamW) f32, NULL for SGD without
      * momentum. The three do not overlap. */
-    hcrt_status_t (*optim_step)(void *state, int dev, const hcrt_backend_optim_t *opt, float *param,
-                                const float *grad, float *opt_state, size_t count, hcrt_backend_stream_t *stream);
+    hcrt_status_t (*optim_step)(void *state, int dev, const hcrt_backend_optim_t *opt, float *param, const float *grad,
+                                float *opt_state, size_t count, hcrt_backend_stream_t *stream);
 
     /* dst[i] = src[i] converted, for dtypes f32, f16 and bf16: widening is exact, narrowing rounds to
      * nearest even (overflow to infinity, NaN to a quiet NaN of the same sign), as hcrt's reductions do.

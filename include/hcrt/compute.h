@@ -82,8 +82,8 @@ HCRT_EXPORT bool hcrt_device_has_compute(const hcrt_device_t *device);
  * (docs/performance.md compares it with OpenBLAS).
  */
 HCRT_EXPORT hcrt_status_t hcrt_compute_gemm(hcrt_device_t *device, bool trans_a, bool trans_b, size_t m, size_t n,
-                                            size_t k, float alpha, const void *a, size_t lda, const void *b,
-                                            size_t ldb, float beta, float *c, size_t ldc, hcrt_dtype_t dtype,
+                                            size_t k, float alpha, const void *a, size_t lda, const void *b, size_t ldb,
+                                            float beta, float *c, size_t ldc, hcrt_dtype_t dtype,
                                             hcrt_stream_t *stream);
 
 /* y[r][j] = x[r][j] + bias[j] for r < rows, j < cols (dense matrices). y may be x; otherwise y must not
@@ -115,9 +115,9 @@ HCRT_EXPORT hcrt_status_t hcrt_compute_relu_backward(hcrt_device_t *device, floa
  * backends (at the call, or at the next synchronisation of the stream); a GPU cannot report it from a
  * kernel and makes that row's loss and gradient NaN instead (which the loss then shows).
  */
-HCRT_EXPORT hcrt_status_t hcrt_compute_softmax_xent(hcrt_device_t *device, const float *logits,
-                                                    const int32_t *labels, size_t rows, size_t classes, float *loss,
-                                                    float *dlogits, bool accumulate, hcrt_stream_t *stream);
+HCRT_EXPORT hcrt_status_t hcrt_compute_softmax_xent(hcrt_device_t *device, const float *logits, const int32_t *labels,
+                                                    size_t rows, size_t classes, float *loss, float *dlogits,
+                                                    bool accumulate, hcrt_stream_t *stream);
 
 /* out[j] = sum of x[r][j] over r < rows (from +0, rows ascending), or out[j] + that sum when accumulate,
  * for j < cols. rows == 0 gives 0 (out unchanged when accumulating). out must not overlap x. */
@@ -155,8 +155,7 @@ HCRT_EXPORT void hcrt_optim_params_init(hcrt_optim_params_t *params);
  * with momentum, 0 for SGD without, 2 * count for AdamW (m, then v). Allocate it on the device and zero
  * it before the first step; it holds everything the optimizer remembers, so checkpoint it with the
  * weights. HCRT_ERR_INVALID_ARG for bad params or a count whose bytes overflow. */
-HCRT_EXPORT hcrt_status_t hcrt_optim_state_count(const hcrt_optim_params_t *params, size_t count,
-                                                 size_t *state_count);
+HCRT_EXPORT hcrt_status_t hcrt_optim_state_count(const hcrt_optim_params_t *params, size_t count, size_t *state_count);
 
 /*
  * One optimizer update of `count` f32 parameters in place, from their gradients, with the optimizer
@@ -171,9 +170,8 @@ HCRT_EXPORT hcrt_status_t hcrt_compute_optim_step(hcrt_device_t *device, const h
  * narrowing rounds to nearest even (overflow gives infinity, NaN a quiet NaN of the same sign), the same
  * conversions as hcrt's reductions. For mixed precision: keep f32 master weights, cast copies to f16 or
  * bf16 for the gemm. dst may be src when the dtypes are equal (nothing to do); otherwise no overlap. */
-HCRT_EXPORT hcrt_status_t hcrt_compute_cast(hcrt_device_t *device, void *dst, hcrt_dtype_t dst_dtype,
-                                            const void *src, hcrt_dtype_t src_dtype, size_t count,
-                                            hcrt_stream_t *stream);
+HCRT_EXPORT hcrt_status_t hcrt_compute_cast(hcrt_device_t *device, void *dst, hcrt_dtype_t dst_dtype, const void *src,
+                                            hcrt_dtype_t src_dtype, size_t count, hcrt_stream_t *stream);
 
 #ifdef __cplusplus
 }

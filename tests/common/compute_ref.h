@@ -1,6 +1,6 @@
 /*
  * tests/common/compute_ref.h - float64 references for the compute extension (hcrt/compute.h), shared by
- * the host kernel unit test and the per-backend conformance test. Include kernel_ref.h first.
+ * the host kernel unit test and the per-backend conformance test. Builds on kernel_ref.h (included here).
  *
  * Tolerances, stated once here:
  *  - gemm: each element of c is within (k + 3) * 2^-24 * (|alpha| * sum_p |a_ip b_pj| + |beta c_ij|) of
@@ -23,6 +23,7 @@
 
 #include "hcrt/backend_compute.h"
 #include "hcrt/types.h"
+#include "kernel_ref.h"
 
 /* Element (at) of a gemm operand of dtype f32/f16/bf16 as a double (exact). */
 __attribute__((unused)) static double cref_elem(const void *p, size_t at, hcrt_dtype_t t)
@@ -57,8 +58,7 @@ __attribute__((unused)) static void cref_fill(void *p, size_t n, hcrt_dtype_t t,
  */
 __attribute__((unused)) static void cref_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
                                               const void *a, size_t lda, const void *b, size_t ldb, float beta,
-                                              const float *c_in, size_t ldc, hcrt_dtype_t t, double *want,
-                                              double *tol)
+                                              const float *c_in, size_t ldc, hcrt_dtype_t t, double *want, double *tol)
 {
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {

@@ -60,9 +60,9 @@ static void download(void *h, const void *d, size_t bytes)
 }
 
 typedef struct net {
-    float *w1, *b1, *w2, *b2, *m1, *m2;      /* parameters and SGD momentum */
-    float *dw1, *db1, *dw2, *db2;             /* gradients (summed) */
-    float *x, *h, *z, *dz, *dh, *loss;        /* one micro-batch's activations */
+    float *w1, *b1, *w2, *b2, *m1, *m2; /* parameters and SGD momentum */
+    float *dw1, *db1, *dw2, *db2;       /* gradients (summed) */
+    float *x, *h, *z, *dz, *dh, *loss;  /* one micro-batch's activations */
     int32_t *y;
 } net_t;
 
@@ -132,11 +132,13 @@ static void micro_step(net_t *n, int m, bool first, hcrt_stream_t *s)
     CHECK_OK(ctx, hcrt_compute_gemm(dev, false, false, m, CL, HID, 1, n->h, HID, n->w2, CL, 0, n->z, CL, HCRT_F32, s));
     CHECK_OK(ctx, hcrt_compute_bias_add(dev, n->z, n->z, n->b2, m, CL, s));
     CHECK_OK(ctx, hcrt_compute_softmax_xent(dev, n->z, n->y, m, CL, n->loss, n->dz, !first, s));
-    CHECK_OK(ctx, hcrt_compute_gemm(dev, true, false, HID, CL, m, 1, n->h, HID, n->dz, CL, beta, n->dw2, CL, HCRT_F32, s));
+    CHECK_OK(ctx,
+             hcrt_compute_gemm(dev, true, false, HID, CL, m, 1, n->h, HID, n->dz, CL, beta, n->dw2, CL, HCRT_F32, s));
     CHECK_OK(ctx, hcrt_compute_col_sum(dev, n->db2, n->dz, m, CL, !first, s));
     CHECK_OK(ctx, hcrt_compute_gemm(dev, false, true, m, HID, CL, 1, n->dz, CL, n->w2, CL, 0, n->dh, HID, HCRT_F32, s));
     CHECK_OK(ctx, hcrt_compute_relu_backward(dev, n->dh, n->dh, n->h, (size_t)m * HID, s));
-    CHECK_OK(ctx, hcrt_compute_gemm(dev, true, false, IN, HID, m, 1, n->x, IN, n->dh, HID, beta, n->dw1, HID, HCRT_F32, s));
+    CHECK_OK(ctx,
+             hcrt_compute_gemm(dev, true, false, IN, HID, m, 1, n->x, IN, n->dh, HID, beta, n->dw1, HID, HCRT_F32, s));
     CHECK_OK(ctx, hcrt_compute_col_sum(dev, n->db1, n->dh, m, HID, !first, s));
 }
 
@@ -229,8 +231,7 @@ int main(int argc, char **argv)
     if (rank == 0)
         fprintf(stderr, "%d ranks (cpu and sim), %d samples per step: mean loss %.4f -> %.4f\n", nranks, global,
                 (double)first_loss, (double)last_loss);
-    CHECK_MSG(last_loss < 0.8f * first_loss, "the loss did not fall: %g -> %g", (double)first_loss,
-              (double)last_loss);
+    CHECK_MSG(last_loss < 0.8f * first_loss, "the loss did not fall: %g -> %g", (double)first_loss, (double)last_loss);
     CHECK_OK(ctx, hcrt_stream_destroy(s));
     hcrt_comm_destroy(world);
     int failed = test_failures_, any = 0;

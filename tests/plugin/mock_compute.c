@@ -30,8 +30,8 @@ int HCRT_GPU_SYM(launch_gemm)(int trans_a, int trans_b, size_t m, size_t n, size
 {
     (void)stream;
     __atomic_fetch_add(&hcrt_mock_gemm_kernel_launches, 1, __ATOMIC_RELAXED);
-    return mock_status(hcrt__host_gemm(trans_a != 0, trans_b != 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                                       (hcrt_dtype_t)dtype));
+    return mock_status(
+        hcrt__host_gemm(trans_a != 0, trans_b != 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, (hcrt_dtype_t)dtype));
 }
 
 int HCRT_GPU_SYM(launch_bias_add)(float *y, const float *x, const float *bias, size_t rows, size_t cols, void *stream,

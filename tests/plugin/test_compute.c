@@ -22,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compute_ref.h"
 #include "hcrt/hcrt.h"
 #include "kernel_ref.h"
-#include "compute_ref.h"
 #include "test.h"
 
 static const char *backend;
@@ -127,7 +127,8 @@ static void check_gemm(size_t m, size_t n, size_t k, bool ta, bool tb, float alp
             const double err = fabs((double)c[i * g.ldc + j] - want[i * n + j]);
             if (!(err <= tol[i * n + j])) {
                 bad++;
-                CHECK_MSG(0, "%s gemm %s ta=%d tb=%d %zux%zux%zu alpha=%g beta=%g (%zu,%zu): got %.9g want %.9g tol %.3g",
+                CHECK_MSG(0,
+                          "%s gemm %s ta=%d tb=%d %zux%zux%zu alpha=%g beta=%g (%zu,%zu): got %.9g want %.9g tol %.3g",
                           backend, dtype_names[t], ta, tb, m, n, k, (double)alpha, (double)beta, i, j,
                           (double)c[i * g.ldc + j], want[i * n + j], tol[i * n + j]);
             }
@@ -275,7 +276,8 @@ static void test_elementwise(void)
     download_from(dev, y, dy, n * 4);
     ok = true;
     for (size_t i = 0; i < n; i++)
-        ok = ok && (isnan(x[i]) ? isnan(y[i]) : get_bits(y, i, HCRT_F32) == encode_float(x[i] > 0 ? x[i] : 0, HCRT_F32));
+        ok =
+            ok && (isnan(x[i]) ? isnan(y[i]) : get_bits(y, i, HCRT_F32) == encode_float(x[i] > 0 ? x[i] : 0, HCRT_F32));
     CHECK_MSG(ok, "%s relu wrong", backend);
     CHECK_OK(ctx, hcrt_compute_relu(dev, dx, dx, n, stream)); /* in place */
     CHECK_OK(ctx, hcrt_stream_sync(stream));
@@ -342,7 +344,8 @@ static void test_elementwise(void)
             ok = true;
             for (size_t i = 0; i < n; i++) {
                 const double v = get_float(hsrc, i, ct[s]);
-                ok = ok && (isnan(v) ? isnan(get_float(got, i, ct[d])) : get_bits(got, i, ct[d]) == encode_float(v, ct[d]));
+                ok = ok &&
+                     (isnan(v) ? isnan(get_float(got, i, ct[d])) : get_bits(got, i, ct[d]) == encode_float(v, ct[d]));
             }
             CHECK_MSG(ok, "%s cast %s -> %s wrong", backend, dtype_names[ct[s]], dtype_names[ct[d]]);
             free(got);
@@ -383,9 +386,13 @@ static void test_optim(void)
         void *pb, *gb, *sb = NULL;
         float *dp = upload(p, n * 4, &pb), *dg = upload(g, n * 4, &gb), *ds = ns ? upload(st, ns * 4, &sb) : NULL;
         /* The lowered constants, as the runtime computes them, for the reference. */
-        hcrt_backend_optim_t o = {.struct_size = sizeof(o), .kind = cfg[c].kind, .nesterov = cfg[c].nesterov,
-                                  .grad_scale = (float)cfg[c].grad_scale, .lr = (float)cfg[c].lr,
-                                  .momentum = (float)cfg[c].momentum, .weight_decay = (float)cfg[c].weight_decay};
+        hcrt_backend_optim_t o = {.struct_size = sizeof(o),
+                                  .kind = cfg[c].kind,
+                                  .nesterov = cfg[c].nesterov,
+                                  .grad_scale = (float)cfg[c].grad_scale,
+                                  .lr = (float)cfg[c].lr,
+                                  .momentum = (float)cfg[c].momentum,
+                                  .weight_decay = (float)cfg[c].weight_decay};
         for (int rep = 0; rep < 3; rep++) {
             if (cfg[c].kind == HCRT_OPTIM_ADAMW) {
                 const double t = (double)cfg[c].step;
@@ -407,7 +414,8 @@ static void test_optim(void)
                   c);
         if (ns) {
             download_from(dev, got, ds, ns * 4);
-            CHECK_MSG(memcmp(got, st2, ns * 4) == 0, "%s optimizer %d: state is not the f32 formula's bits", backend, c);
+            CHECK_MSG(memcmp(got, st2, ns * 4) == 0, "%s optimizer %d: state is not the f32 formula's bits", backend,
+                      c);
         }
         hcrt_mem_free(dev, pb), hcrt_mem_free(dev, gb), hcrt_mem_free(dev, sb);
     }
@@ -465,7 +473,8 @@ static void mlp_init(mlp_t *net, uint64_t seed)
 
 static void mlp_step(mlp_t *n, hcrt_stream_t *s)
 {
-    CHECK_OK(ctx, hcrt_compute_gemm(dev, false, false, MB, HID, IN, 1, n->x, IN, n->w1, HID, 0, n->h, HID, HCRT_F32, s));
+    CHECK_OK(ctx,
+             hcrt_compute_gemm(dev, false, false, MB, HID, IN, 1, n->x, IN, n->w1, HID, 0, n->h, HID, HCRT_F32, s));
     CHECK_OK(ctx, hcrt_compute_bias_add(dev, n->h, n->h, n->b1, MB, HID, s));
     CHECK_OK(ctx, hcrt_compute_relu(dev, n->h, n->h, MB * HID, s));
     CHECK_OK(ctx, hcrt_compute_gemm(dev, false, false, MB, CL, HID, 1, n->h, HID, n->w2, CL, 0, n->z, CL, HCRT_F32, s));
@@ -477,9 +486,11 @@ static void mlp_step(mlp_t *n, hcrt_stream_t *s)
                                         HCRT_F32, s));
         CHECK_OK(ctx, hcrt_compute_col_sum(dev, n->db2, n->dz, MB, CL, mb, s));
     }
-    CHECK_OK(ctx, hcrt_compute_gemm(dev, false, true, MB, HID, CL, 1, n->dz, CL, n->w2, CL, 0, n->dh, HID, HCRT_F32, s));
+    CHECK_OK(ctx,
+             hcrt_compute_gemm(dev, false, true, MB, HID, CL, 1, n->dz, CL, n->w2, CL, 0, n->dh, HID, HCRT_F32, s));
     CHECK_OK(ctx, hcrt_compute_relu_backward(dev, n->dh, n->dh, n->h, MB * HID, s));
-    CHECK_OK(ctx, hcrt_compute_gemm(dev, true, false, IN, HID, MB, 1, n->x, IN, n->dh, HID, 0, n->dw1, HID, HCRT_F32, s));
+    CHECK_OK(ctx,
+             hcrt_compute_gemm(dev, true, false, IN, HID, MB, 1, n->x, IN, n->dh, HID, 0, n->dw1, HID, HCRT_F32, s));
     CHECK_OK(ctx, hcrt_compute_col_sum(dev, n->db1, n->dh, MB, HID, false, s));
     hcrt_optim_params_t o;
     hcrt_optim_params_init(&o);
@@ -560,12 +571,13 @@ static void test_bad_args(void)
     EXPECT_ARG(hcrt_compute_gemm(dev, false, true, 2, 3, 4, 1, p, 4, q, 3, 0, p + 32, 3, HCRT_F32, NULL), "ldb");
     EXPECT_ARG(hcrt_compute_gemm(dev, false, false, 2, 3, 4, 1, p, 4, q, 3, 0, p + 32, 2, HCRT_F32, NULL), "ldc");
     EXPECT_ARG(hcrt_compute_gemm(dev, false, false, 2, 2, 2, 1, p, 2, q, 2, 0, p + 2, 2, HCRT_F32, NULL), "overlaps");
-    EXPECT_ARG(hcrt_compute_gemm(dev, false, false, 2, 2, 2, 1, p, 2, q, 2, 0, q + 1, 2, HCRT_F32, NULL), "'c' overlaps 'b'");
+    EXPECT_ARG(hcrt_compute_gemm(dev, false, false, 2, 2, 2, 1, p, 2, q, 2, 0, q + 1, 2, HCRT_F32, NULL),
+               "'c' overlaps 'b'");
     EXPECT_ARG(hcrt_compute_gemm(dev, false, false, 2, 2, 2, 1, (char *)p + 1, 2, q, 2, 0, p + 8, 2, HCRT_F32, NULL),
                "aligned");
-    EXPECT_ARG(hcrt_compute_gemm(dev, false, false, 2, 2, 2, 1, p, 2, q, 2, 0, (float *)((char *)p + 130), 2, HCRT_F32,
-                                 NULL),
-               "aligned");
+    EXPECT_ARG(
+        hcrt_compute_gemm(dev, false, false, 2, 2, 2, 1, p, 2, q, 2, 0, (float *)((char *)p + 130), 2, HCRT_F32, NULL),
+        "aligned");
     EXPECT_ARG(hcrt_compute_gemm(dev, false, false, SIZE_MAX / 2, 2, 2, 1, p, 2, q, 2, 0, p + 8, 2, HCRT_F32, NULL),
                "overflow");
     if (other_s)
@@ -757,13 +769,14 @@ static void test_sim_lost(void)
     hcrt_device_t *d = NULL;
     REQUIRE_OK(c, hcrt_device_find(c, "sim", 0, &d));
     void *p = NULL;
-    CHECK_OK(c, hcrt_mem_alloc(d, 256, &p));               /* op 1 */
-    CHECK_OK(c, hcrt_memset(d, p, 0, 256));                /* op 2 */
-    CHECK_OK(c, hcrt_compute_relu(d, p, p, 64, NULL));    /* op 3 */
+    CHECK_OK(c, hcrt_mem_alloc(d, 256, &p));           /* op 1 */
+    CHECK_OK(c, hcrt_memset(d, p, 0, 256));            /* op 2 */
+    CHECK_OK(c, hcrt_compute_relu(d, p, p, 64, NULL)); /* op 3 */
     CHECK_STATUS(c, hcrt_compute_relu(d, p, p, 64, NULL), HCRT_ERR_DEVICE_LOST);
-    CHECK_STATUS(c, hcrt_compute_gemm(d, false, false, 2, 2, 2, 1, p, 2, (float *)p + 8, 2, 0, (float *)p + 16, 2,
-                                      HCRT_F32, NULL),
-                 HCRT_ERR_DEVICE_LOST);
+    CHECK_STATUS(
+        c,
+        hcrt_compute_gemm(d, false, false, 2, 2, 2, 1, p, 2, (float *)p + 8, 2, 0, (float *)p + 16, 2, HCRT_F32, NULL),
+        HCRT_ERR_DEVICE_LOST);
     CHECK(strstr(hcrt_last_error(c), "lost") != NULL);
     CHECK_OK(NULL, hcrt_finalize(c));
 }

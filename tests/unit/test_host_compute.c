@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compute_ref.h"
+#include "kernel_ref.h"
 #include "kernels/host_compute.h"
 #include "kernels/host_kernels.h"
-#include "kernel_ref.h"
-#include "compute_ref.h"
 #include "test.h"
 
 /* The baseline-x86-64 copy (host_compute_portable.c). */
@@ -32,10 +32,8 @@ void portable_relu_backward(float *dx, const float *dy, const float *act, size_t
 hcrt_status_t portable_softmax_xent(const float *logits, const int32_t *labels, size_t rows, size_t classes,
                                     float *loss, float *dlogits, bool accumulate, size_t *bad_row);
 void portable_col_sum(float *out, const float *x, size_t rows, size_t cols, bool accumulate);
-void portable_optim_step(const hcrt_backend_optim_t *opt, float *param, const float *grad, float *state,
-                         size_t count);
-hcrt_status_t portable_cast(void *dst, hcrt_dtype_t dst_dtype, const void *src, hcrt_dtype_t src_dtype,
-                            size_t count);
+void portable_optim_step(const hcrt_backend_optim_t *opt, float *param, const float *grad, float *state, size_t count);
+hcrt_status_t portable_cast(void *dst, hcrt_dtype_t dst_dtype, const void *src, hcrt_dtype_t src_dtype, size_t count);
 
 static const hcrt_dtype_t gemm_dtypes[] = {HCRT_F32, HCRT_F16, HCRT_BF16};
 
@@ -97,7 +95,8 @@ static void check_gemm(size_t m, size_t n, size_t k, bool ta, bool tb, float alp
                     const double err = fabs((double)c[i * ldc + j] - want[i * n + j]);
                     if (!(err <= tol[i * n + j])) {
                         bad++;
-                        CHECK_MSG(0, "gemm %s ta=%d tb=%d %zux%zux%zu alpha=%g beta=%g (%zu,%zu): got %.9g want %.9g "
+                        CHECK_MSG(0,
+                                  "gemm %s ta=%d tb=%d %zux%zux%zu alpha=%g beta=%g (%zu,%zu): got %.9g want %.9g "
                                   "tol %.3g",
                                   dtype_names[t], ta, tb, m, n, k, (double)alpha, (double)beta, i, j,
                                   (double)c[i * ldc + j], want[i * n + j], tol[i * n + j]);
@@ -127,8 +126,8 @@ static void check_gemm(size_t m, size_t n, size_t k, bool ta, bool tb, float alp
 static void test_gemm(void)
 {
     static const gemm_case_t cases[] = {
-        {1, 1, 1},     {3, 5, 7},    {6, 64, 9},    {7, 65, 33},     {13, 17, 1}, {12, 128, 40},
-        {37, 130, 520}, {125, 70, 24}, {5, 1030, 3}, {2, 3, 0},      {9, 200, 1100},
+        {1, 1, 1},      {3, 5, 7},     {6, 64, 9},   {7, 65, 33}, {13, 17, 1},    {12, 128, 40},
+        {37, 130, 520}, {125, 70, 24}, {5, 1030, 3}, {2, 3, 0},   {9, 200, 1100},
     };
     static const float ab[][2] = {{1, 0}, {0.5f, 1}, {-1.25f, 0.75f}, {1, 1}};
     for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++)
@@ -207,7 +206,8 @@ static void test_softmax(void)
                 want += lr;
                 mag += fabs(lr);
                 for (size_t j = 0; j < cl && bad < 3; j++) {
-                    const double tol = 8 * ldexp(1, -24) + (double)cl * ldexp(1, -24) * fabs(g[j] + (j == (size_t)y[r]));
+                    const double tol =
+                        8 * ldexp(1, -24) + (double)cl * ldexp(1, -24) * fabs(g[j] + (j == (size_t)y[r]));
                     if (!(fabs(d[r * cl + j] - g[j]) <= tol)) {
                         bad++;
                         CHECK_MSG(0, "softmax %zux%zu (%zu,%zu): got %.9g want %.9g", rows, cl, r, j,

@@ -130,8 +130,9 @@ static double time_openblas(const gemm_job_t *j, const openblas_t *ob, int iters
     const shape_t *s = j->s;
     const double t0 = now();
     for (int i = 0; i < iters; i++)
-        ob->sgemm(CBLAS_ROW_MAJOR, s->ta ? CBLAS_TRANS : CBLAS_NO_TRANS, s->tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)s->m,
-                  (int)s->n, (int)s->k, 1.0f, j->ha, (int)j->lda, j->hb, (int)j->ldb, 0.0f, j->hc, (int)s->n);
+        ob->sgemm(CBLAS_ROW_MAJOR, s->ta ? CBLAS_TRANS : CBLAS_NO_TRANS, s->tb ? CBLAS_TRANS : CBLAS_NO_TRANS,
+                  (int)s->m, (int)s->n, (int)s->k, 1.0f, j->ha, (int)j->lda, j->hb, (int)j->ldb, 0.0f, j->hc,
+                  (int)s->n);
     return (now() - t0) / iters;
 }
 
@@ -259,8 +260,8 @@ static int run_compare(const char *backend, hcrt_dtype_t dtype, const shape_t *s
         hcrt_finalize(ctx);
         return 1;
     }
-    printf("# hcrt gemm on %s device 0, %s operands, f32 accumulation; OpenBLAS: %s\n", backend,
-           hcrt_dtype_name(dtype), ob.info);
+    printf("# hcrt gemm on %s device 0, %s operands, f32 accumulation; OpenBLAS: %s\n", backend, hcrt_dtype_name(dtype),
+           ob.info);
     printf("# best of %d loops of >= %.2f s each\n", repeat, min_time);
     printf("%-4s %6s %6s %6s %3s %3s %10s %9s %10s %9s %7s\n", "op", "M", "N", "K", "ta", "tb", "hcrt_ms", "hcrt_GF",
            "oblas_ms", "oblas_GF", "ratio");
@@ -308,8 +309,8 @@ static int run_compare(const char *backend, hcrt_dtype_t dtype, const shape_t *s
         }
         fflush(stdout);
         json_t *row = json_pack("{s:s, s:I, s:I, s:I, s:b, s:b, s:f, s:f}", "op", s->what, "m", (json_int_t)s->m, "n",
-                                (json_int_t)s->n, "k", (json_int_t)s->k, "trans_a", s->ta, "trans_b", s->tb,
-                                "hcrt_ms", best_h * 1e3, "hcrt_gflops", gh);
+                                (json_int_t)s->n, "k", (json_int_t)s->k, "trans_a", s->ta, "trans_b", s->tb, "hcrt_ms",
+                                best_h * 1e3, "hcrt_gflops", gh);
         if (row && ob.sgemm) {
             json_object_set_new(row, "openblas_ms", json_real(best_o * 1e3));
             json_object_set_new(row, "openblas_gflops", json_real(go));
@@ -389,8 +390,8 @@ static int parse_shape(const char *text, shape_t *s)
 {
     char tail[8] = "";
     unsigned long long m, n, k;
-    if (sscanf(text, "%llux%llux%llu%7s", &m, &n, &k, tail) < 3 || m == 0 || n == 0 || k == 0 ||
-        m > (1u << 20) || n > (1u << 20) || k > (1u << 20))
+    if (sscanf(text, "%llux%llux%llu%7s", &m, &n, &k, tail) < 3 || m == 0 || n == 0 || k == 0 || m > (1u << 20) ||
+        n > (1u << 20) || k > (1u << 20))
         return -1;
     s->m = m, s->n = n, s->k = k;
     s->ta = strcmp(tail, "t") == 0 || strcmp(tail, "tt") == 0;
