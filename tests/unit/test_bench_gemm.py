@@ -44,6 +44,8 @@ def main():
                           f"ratio row {s}")
             check("hcrt / OpenBLAS" in p.stdout or "not compared" in p.stdout, "no summary or OpenBLAS note")
 
+        p = run(exe, "--shape", "16x16x16", "--repeat", "1", "--min-time", "0.001", "--cpu-time", "--json", out)
+        check(p.returncode == 0 and json.load(open(out))["clock"] == "thread_cpu", f"--cpu-time: {p.stderr}")
         p = run(exe, "--backend", "sim", "--shape", "16x16x16", "--repeat", "1", "--min-time", "0.001",
                 "--openblas", "none")
         check(p.returncode == 0 and "not compared" in p.stdout, f"sim without OpenBLAS: {p.returncode} {p.stderr}")
@@ -58,7 +60,8 @@ def main():
     p = run(exe, "--help")
     check(p.returncode == 0 and "--sim-speeds" in p.stdout, "--help")
     for bad in (["--shape", "0x4x4"], ["--shape", "4x4"], ["--shape", "4x4x4q"], ["--dtype", "f64"],
-                ["--repeat", "0"], ["--sim-speeds", "1,-2"], ["--bogus", "1"], ["--json"]):
+                ["--repeat", "0"], ["--sim-speeds", "1,-2"], ["--bogus", "1"], ["--json"],
+                ["--cpu-time", "--backend", "sim"]):
         p = run(exe, *bad)
         check(p.returncode == 2 and "usage" in p.stderr, f"{bad}: exit {p.returncode}, stderr {p.stderr!r}")
     p = run(exe, "--backend", "nosuch", "--shape", "4x4x4", "--openblas", "none")

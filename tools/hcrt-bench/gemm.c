@@ -4,7 +4,7 @@
  * the sim backend's speed factor stretches compute.
  *
  *   hcrt-bench gemm [--backend B] [--dtype f32|f16|bf16] [--shape MxNxK[t][t]]... [--repeat R]
- *                   [--min-time SEC] [--openblas LIB|none] [--json FILE]
+ *                   [--min-time SEC] [--openblas LIB|none] [--cpu-time] [--json FILE]
  *   hcrt-bench gemm --sim-speeds 1,0.5,0.25 [--shape MxNxK] [--repeat R] [--json FILE]
  *
  * The default shapes are the three gemms of one MLP layer (in = out = w) for micro-batches m of 32, 128
@@ -13,7 +13,9 @@
  * ("nt" for b only) transposes a, both, or b. Each figure is the best of R timings (default 3) of a loop
  * of at least --min-time seconds (default 0.2), the hcrt and OpenBLAS loops taking turns so that a
  * change of machine load hits both. hcrt is timed with device events on a stream (the work itself);
- * OpenBLAS with the clock around its calls. OpenBLAS is loaded with dlopen (libopenblas.so.0, or --openblas
+ * OpenBLAS with the clock around its calls. On a machine shared with other work, --cpu-time (cpu
+ * backend only) runs hcrt synchronously and times both sides with the calling thread's CPU clock, which
+ * does not count the time the scheduler gives to other processes. OpenBLAS is loaded with dlopen (libopenblas.so.0, or --openblas
  * LIB) and set to one thread; hcrt's gemm is single-threaded by design. For f16/bf16, OpenBLAS multiplies
  * the same values in f32. Runs in one process without MPI.
  */
@@ -32,11 +34,12 @@ int hcrt_bench_gemm_main(int argc, char **argv);
 
 static const char usage[] =
     "usage: hcrt-bench gemm [--backend B] [--dtype f32|f16|bf16] [--shape MxNxK[t|tt|nt]]... [--repeat R]\n"
-    "                       [--min-time SEC] [--openblas LIB|none] [--json FILE]\n"
+    "                       [--min-time SEC] [--openblas LIB|none] [--cpu-time] [--json FILE]\n"
     "       hcrt-bench gemm --sim-speeds 1,0.5,0.25 [--shape MxNxK] [--repeat R] [--json FILE]\n"
     "  Times hcrt_compute_gemm on device 0 of backend B (default cpu) beside single-threaded OpenBLAS\n"
     "  sgemm on the same operands. Default shapes: one MLP layer's three gemms for micro-batches 32, 128,\n"
-    "  256 and widths 256..2048. --sim-speeds times the sim backend at each speed factor instead.\n";
+    "  256 and widths 256..2048. --cpu-time (cpu backend) times both with the thread's CPU clock, for\n"
+    "  shared machines. --sim-speeds times the sim backend at each speed factor instead.\n";
 
 typedef struct shape {
     size_t m, n, k;
@@ -82,10 +85,13 @@ static void openblas_open(const char *lib, openblas_t *ob)
 
 /* ---- timing ---------------------------------------------------------------------------------------- */
 
+/* The clock both sides are timed with: wall (CLOCK_MONOTONIC) or, with --cpu-time, this thread's CPU. */
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(bench_clock, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -102,10 +108,22 @@ typedef struct gemm_job {
     size_t lda, ldb;
 } gemm_job_t;
 
-/* Seconds per hcrt gemm over a loop of `iters` calls, timed by device events. */
+/* Seconds per hcrt gemm over a loop of `iters` calls, timed by device events (or, with --cpu-time, run
+ * synchronously and timed by the thread's CPU clock). */
 static int time_hcrt(gemm_job_t *j, int iters, double *sec)
 {
     const shape_t *s = j->s;
+    if (bench_clock != CLOCK_MONOTONIC) {
+        hcrt_status_t st = HCRT_OK;
+        const double t0 = now();
+        for (int i = 0; i < iters && st == HCRT_OK; i++)
+            st = hcrt_compute_gemm(j->dev, s->ta, s->tb, s->m, s->n, s->k, 1.0f, j->da, j->lda, j->db, j->ldb, 0.0f,
+                                   j->dc, s->n, j->dtype, NULL);
+        *sec = (now() - t0) / iters;
+        if (st != HCRT_OK)
+            fprintf(stderr, "hcrt-bench gemm: %s: %s\n", hcrt_status_name(st), hcrt_last_error(j->ctx));
+        return st == HCRT_OK ? 0 : -1;
+    }
     hcrt_status_t st = hcrt_event_record(j->e0, j->stream);
     for (int i = 0; i < iters && st == HCRT_OK; i++)
         st = hcrt_compute_gemm(j->dev, s->ta, s->tb, s->m, s->n, s->k, 1.0f, j->da, j->lda, j->db, j->ldb, 0.0f, j->dc,
@@ -262,7 +280,9 @@ static int run_compare(const char *backend, hcrt_dtype_t dtype, const shape_t *s
     }
     printf("# hcrt gemm on %s device 0, %s operands, f32 accumulation; OpenBLAS: %s\n", backend, hcrt_dtype_name(dtype),
            ob.info);
-    printf("# best of %d loops of >= %.2f s each\n", repeat, min_time);
+    printf("# best of %d loops of >= %.2f s each, %s\n", repeat, min_time,
+           bench_clock == CLOCK_MONOTONIC ? "hcrt timed by device events, OpenBLAS by the wall clock"
+                                          : "both timed by the thread's CPU clock (--cpu-time)");
     printf("%-4s %6s %6s %6s %3s %3s %10s %9s %10s %9s %7s\n", "op", "M", "N", "K", "ta", "tb", "hcrt_ms", "hcrt_GF",
            "oblas_ms", "oblas_GF", "ratio");
     json_t *rows = json_array();
@@ -325,6 +345,7 @@ static int run_compare(const char *backend, hcrt_dtype_t dtype, const shape_t *s
     json_object_set_new(out, "backend", json_string(backend));
     json_object_set_new(out, "dtype", json_string(hcrt_dtype_name(dtype)));
     json_object_set_new(out, "openblas", json_string(ob.info));
+    json_object_set_new(out, "clock", json_string(bench_clock == CLOCK_MONOTONIC ? "wall" : "thread_cpu"));
     json_object_set_new(out, "shapes", rows);
     if (compared) {
         json_object_set_new(out, "ratio_geomean", json_real(exp(log_sum / compared)));
@@ -414,6 +435,10 @@ int hcrt_bench_gemm_main(int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         }
+        if (strcmp(a, "--cpu-time") == 0) {
+            bench_clock = CLOCK_THREAD_CPUTIME_ID;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "hcrt-bench gemm: %s needs a value\n%s", a, usage);
             return 2;
@@ -444,6 +469,11 @@ int hcrt_bench_gemm_main(int argc, char **argv)
             fprintf(stderr, "hcrt-bench gemm: bad argument '%s %s'\n%s", a, v, usage);
             return 2;
         }
+    }
+    if (bench_clock != CLOCK_MONOTONIC && (speeds || strcmp(backend, "cpu") != 0)) {
+        fprintf(stderr, "hcrt-bench gemm: --cpu-time times the calling thread: cpu backend only, no --sim-speeds\n%s",
+                usage);
+        return 2;
     }
     json_t *out = json_object();
     int rc;
