@@ -25,6 +25,12 @@ void hcrt__gemm_tile_avx512(size_t kc, const float *a, const float *b, size_t ld
 void hcrt__gemm_tile_avx2(size_t kc, const float *a, const float *b, size_t ldb, const float *win, size_t ldw,
                           float *out, size_t ldo, bool final, float alpha, float beta);
 
+/* Packs op(b) = the transpose of a stored f32 block for the tile kernels: row j < cv of the block (at
+ * src + j * ld, kc floats) becomes column j of dst (dst[p * nr + j]). Data movement only, so it serves any
+ * kernel: 16 x 16 blocks are transposed in registers, the edges element by element. Columns cv..nr of dst
+ * are left to the caller. AVX-512F. */
+void hcrt__gemm_pack_bt_avx512(float *dst, size_t nr, const float *src, size_t ld, size_t kc, size_t cv);
+
 /* Whether the CPU and OS run them (AVX-512F; AVX2 and FMA). */
 bool hcrt__gemm_have_avx512(void);
 bool hcrt__gemm_have_avx2(void);

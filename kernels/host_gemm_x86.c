@@ -86,6 +86,56 @@ __attribute__((target("avx2,fma"))) void hcrt__gemm_tile_avx2(size_t kc, const f
         }
 }
 
+/* Transposes 16 rows of 16 floats in registers: r[q] becomes column q (unpack pairs, then pairs of pairs,
+ * then the 128-bit lanes in two rounds). */
+__attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int k = 0; k < 4; k++) {
+        t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+        t[k + 4] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
+        t[k + 8] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+        t[k + 12] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
+    }
+    for (int k = 0; k < 4; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
+        r[k + 4] = _mm512_shuffle_f32x4(t[k + 4], t[12 + k], 0x88);
+        r[k + 12] = _mm512_shuffle_f32x4(t[k + 4], t[12 + k], 0xdd);
+    }
+}
+
+__attribute__((target("avx512f"))) void hcrt__gemm_pack_bt_avx512(float *dst, size_t nr, const float *src, size_t ld,
+                                                                  size_t kc, size_t cv)
+{
+    const size_t j16 = cv / 16 * 16, p16 = kc / 16 * 16;
+    for (size_t j = 0; j < j16; j += 16)
+        for (size_t p = 0; p < p16; p += 16) {
+            __m512 r[16];
+            for (int q = 0; q < 16; q++)
+                r[q] = _mm512_loadu_ps(src + (j + (size_t)q) * ld + p);
+            transpose16(r);
+            for (int q = 0; q < 16; q++)
+                _mm512_storeu_ps(dst + (p + (size_t)q) * nr + j, r[q]);
+        }
+    /* the edges: rows past the last full 16, and columns of p past the last full 16 */
+    for (size_t j = 0; j < cv; j++)
+        for (size_t p = j < j16 ? p16 : 0; p < kc; p++)
+            dst[p * nr + j] = src[j * ld + p];
+}
+
 bool hcrt__gemm_have_avx512(void)
 {
     __builtin_cpu_init();
@@ -111,6 +161,10 @@ void hcrt__gemm_tile_avx2(size_t kc, const float *a, const float *b, size_t ldb,
 {
     (void)kc, (void)a, (void)b, (void)ldb, (void)win, (void)ldw, (void)out, (void)ldo, (void) final, (void)alpha,
         (void)beta;
+}
+void hcrt__gemm_pack_bt_avx512(float *dst, size_t nr, const float *src, size_t ld, size_t kc, size_t cv)
+{
+    (void)dst, (void)nr, (void)src, (void)ld, (void)kc, (void)cv;
 }
 bool hcrt__gemm_have_avx512(void)
 {
