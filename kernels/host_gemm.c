@@ -43,8 +43,9 @@ _Static_assert(GEMM_NC % HCRT__GEMM_AVX512_NR == 0 && GEMM_NC % HCRT__GEMM_AVX2_
 /* Portable tile kernel (contract in host_gemm_kernels.h). fmaf() is exact (one rounding) everywhere:
  * compiled for a CPU without FMA it is a libm call, slow but the same bits. */
 static void tile_portable(size_t kc, const float *a, const float *b, size_t ldb, const float *win, size_t ldw,
-                          float *out, size_t ldo, bool final, float alpha, float beta)
+                          float *out, size_t ldo, bool final, float alpha, float beta, bool nt)
 {
+    (void)nt; /* plain stores: this kernel is for CPUs without the vector units, not for speed */
     float acc[PORT_MR][PORT_NR];
     for (int r = 0; r < PORT_MR; r++)
         for (int j = 0; j < PORT_NR; j++)
@@ -257,6 +258,7 @@ typedef struct gemm_target {
     float *out;
     size_t ldo;
     bool final;
+    bool nt; /* non-temporal final stores (see host_gemm_kernels.h) */
 } gemm_target_t;
 
 /* Runs the tile at (i, j) of size rv x cv. Full tiles go straight to the kernel; edge tiles through
@@ -267,7 +269,7 @@ static void run_tile(const gemm_kernel_t *kn, size_t kc, const float *ap, const 
     const float *win = t->win ? t->win + i * t->ldw + j : NULL;
     float *out = t->out + i * t->ldo + j;
     if (rv == kn->mr && cv == kn->nr) {
-        kn->fn(kc, ap, bp, ldbp, win, t->ldw, out, t->ldo, t->final, alpha, beta);
+        kn->fn(kc, ap, bp, ldbp, win, t->ldw, out, t->ldo, t->final, alpha, beta, t->nt);
         return;
     }
     /* rows and columns past the edge are computed from the zero padding and dropped; zeroing the
@@ -280,7 +282,7 @@ static void run_tile(const gemm_kernel_t *kn, size_t kc, const float *ap, const 
         if (t->final && beta != 0.0f)
             memcpy(to + r * nr, out + r * t->ldo, cv * sizeof(float));
     }
-    kn->fn(kc, ap, bp, ldbp, win ? tw : NULL, nr, to, nr, t->final, alpha, beta);
+    kn->fn(kc, ap, bp, ldbp, win ? tw : NULL, nr, to, nr, t->final, alpha, beta, false);
     for (size_t r = 0; r < rv; r++)
         memcpy(out + r * t->ldo, to + r * nr, cv * sizeof(float));
 }
@@ -311,6 +313,10 @@ hcrt_status_t hcrt__host_gemm(bool trans_a, bool trans_b, size_t m, size_t n, si
     const size_t bp_floats = kcmax * (direct ? nr : round_up(ncmax, nr));
     /* partial sums between blocks of k: in c when beta == 0, else in a scratch matrix */
     const bool scratch = k > GEMM_KC && beta != 0.0f;
+    /* a c of 8 MiB or more is past the L2 and most of a shared L3: written once, it goes straight to memory
+     * (measured here: a 2048 x 2048 x 32 gemm 1.5x faster, as fast as OpenBLAS); a smaller one stays in
+     * the caches for the op that reads it next */
+    const bool nt = m * n >= ((size_t)2 << 20);
 
     hcrt_status_t status = HCRT_ERR_NO_MEMORY;
     float *ap = alloc_floats(mcmax * kcmax);
@@ -324,7 +330,7 @@ hcrt_status_t hcrt__host_gemm(bool trans_a, bool trans_b, size_t m, size_t n, si
         const size_t nc = min_sz(n - jc, GEMM_NC);
         for (size_t pc = 0; pc < k; pc += GEMM_KC) {
             const size_t kc = min_sz(k - pc, GEMM_KC);
-            gemm_target_t t = {.final = pc + kc >= k};
+            gemm_target_t t = {.final = pc + kc >= k, .nt = nt};
             if (pc > 0) {
                 t.win = scratch ? w + jc : c + jc;
                 t.ldw = scratch ? n : ldc;
@@ -352,6 +358,8 @@ hcrt_status_t hcrt__host_gemm(bool trans_a, bool trans_b, size_t m, size_t n, si
             }
         }
     }
+    if (nt)
+        hcrt__gemm_store_fence();
     status = HCRT_OK;
 out:
     free(ap);

@@ -15,13 +15,14 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 
 #include <immintrin.h>
+#include <stdint.h>
 
 #define MR16 HCRT__GEMM_AVX512_MR
 #define NV16 (HCRT__GEMM_AVX512_NR / 16)
 
 __attribute__((target("avx512f"))) void hcrt__gemm_tile_avx512(size_t kc, const float *a, const float *b, size_t ldb,
                                                                const float *win, size_t ldw, float *out, size_t ldo,
-                                                               bool final, float alpha, float beta)
+                                                               bool final, float alpha, float beta, bool nt)
 {
     __m512 acc[MR16][NV16];
     for (int r = 0; r < MR16; r++)
@@ -47,7 +48,10 @@ __attribute__((target("avx512f"))) void hcrt__gemm_tile_avx512(size_t kc, const 
                 if (beta != 0.0f)
                     x = _mm512_add_ps(x, _mm512_mul_ps(vb, _mm512_loadu_ps(o)));
             }
-            _mm512_storeu_ps(o, x);
+            if (final && nt && beta == 0.0f && ((uintptr_t)o & 63) == 0)
+                _mm512_stream_ps(o, x);
+            else
+                _mm512_storeu_ps(o, x);
         }
 }
 
@@ -56,7 +60,7 @@ __attribute__((target("avx512f"))) void hcrt__gemm_tile_avx512(size_t kc, const 
 
 __attribute__((target("avx2,fma"))) void hcrt__gemm_tile_avx2(size_t kc, const float *a, const float *b, size_t ldb,
                                                               const float *win, size_t ldw, float *out, size_t ldo,
-                                                              bool final, float alpha, float beta)
+                                                              bool final, float alpha, float beta, bool nt)
 {
     __m256 acc[MR8][NV8];
     for (int r = 0; r < MR8; r++)
@@ -82,7 +86,10 @@ __attribute__((target("avx2,fma"))) void hcrt__gemm_tile_avx2(size_t kc, const f
                 if (beta != 0.0f)
                     x = _mm256_add_ps(x, _mm256_mul_ps(vb, _mm256_loadu_ps(o)));
             }
-            _mm256_storeu_ps(o, x);
+            if (final && nt && beta == 0.0f && ((uintptr_t)o & 31) == 0)
+                _mm256_stream_ps(o, x);
+            else
+                _mm256_storeu_ps(o, x);
         }
 }
 
@@ -136,6 +143,11 @@ __attribute__((target("avx512f"))) void hcrt__gemm_pack_bt_avx512(float *dst, si
             dst[p * nr + j] = src[j * ld + p];
 }
 
+void hcrt__gemm_store_fence(void)
+{
+    _mm_sfence();
+}
+
 bool hcrt__gemm_have_avx512(void)
 {
     __builtin_cpu_init();
@@ -165,6 +177,9 @@ void hcrt__gemm_tile_avx2(size_t kc, const float *a, const float *b, size_t ldb,
 void hcrt__gemm_pack_bt_avx512(float *dst, size_t nr, const float *src, size_t ld, size_t kc, size_t cv)
 {
     (void)dst, (void)nr, (void)src, (void)ld, (void)kc, (void)cv;
+}
+void hcrt__gemm_store_fence(void)
+{
 }
 bool hcrt__gemm_have_avx512(void)
 {

@@ -2,8 +2,8 @@
  * tests/unit/test_host_compute.c - the compute extension's host implementation (kernels/host_compute.c,
  * host_gemm.c) against the float64 references of tests/common/compute_ref.h, and its determinism:
  *  - gemm for every dtype (f32, f16, bf16) x transpose pair x alpha/beta, odd and edge sizes, k across
- *    the blocking (partial sums in c, and in scratch when beta != 0), padded leading dimensions; NaN in c
- *    with beta == 0 does not show;
+ *    the blocking (partial sums in c, and in scratch when beta != 0), padded leading dimensions, a c large
+ *    enough for non-temporal stores; NaN in c with beta == 0 does not show;
  *  - every gemm kernel the CPU has (AVX-512, AVX2, portable) gives the same bits, and so do operands at
  *    other alignments;
  *  - the element-wise, softmax, column-sum, optimizer and cast ops of the library (its x86-64-v4/v3
@@ -128,6 +128,7 @@ static void test_gemm(void)
     static const gemm_case_t cases[] = {
         {1, 1, 1},      {3, 5, 7},     {6, 64, 9},   {7, 65, 33}, {13, 17, 1},    {12, 128, 40},
         {37, 130, 520}, {125, 70, 24}, {5, 1030, 3}, {2, 3, 0},   {9, 200, 1100},
+        {1100, 2000, 3}, /* c of 8.4 MiB: the kernels' non-temporal stores */
     };
     static const float ab[][2] = {{1, 0}, {0.5f, 1}, {-1.25f, 0.75f}, {1, 1}};
     for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++)
@@ -135,8 +136,9 @@ static void test_gemm(void)
             for (int tr = 0; tr < 4; tr++)
                 for (size_t ai = 0; ai < 4; ai++) {
                     const gemm_case_t *g = &cases[ci];
-                    /* the large cases once per dtype and transpose, the small ones in every form */
-                    if (g->m * g->n * g->k > 200000 && ai != (ci % 4))
+                    /* the large cases once per dtype and transpose (each transpose with another alpha and
+                     * beta), the small ones in every form */
+                    if (g->m * g->n * g->k > 200000 && ai != (ci + (size_t)tr) % 4)
                         continue;
                     check_gemm(g->m, g->n, g->k, tr & 1, tr & 2, ab[ai][0], ab[ai][1], gemm_dtypes[ti],
                                (ci + ai) % 3 == 0 ? 3 : 0);
