@@ -7,6 +7,8 @@
  */
 #include "backends/sim/sim.h"
 
+_Static_assert(sizeof(hcrt__hc_op_t) <= SIM_KERNEL_ARG_MAX, "an op fits the argument sim_kernel_launch carries");
+
 static hcrt_status_t sim_hc_submit(void *state, int dev, hcrt__hc_op_t *op, hcrt_backend_stream_t *stream)
 {
     return sim_kernel_launch(state, dev, op->what, op->ptr, op->bytes, op->name, op->noperands, hcrt__hc_exec, op,
