@@ -42,8 +42,9 @@ uint16_t hcrt__f32_to_f16(float f);
 float hcrt__bf16_to_f32(uint16_t h);
 uint16_t hcrt__f32_to_bf16(float f);
 
-/* For tests: true makes the f16 kernels use their portable code even where the CPU has F16C (both give
- * the same bits; this lets one machine test both); false goes back to choosing by the CPU. */
+/* For tests: true makes the f16 kernels use their portable code even where the CPU has F16C, and the
+ * compute extension's gemm its portable kernel (host_compute.h); each gives the same bits as the fast
+ * path, and this lets one machine test both. false goes back to choosing by the CPU. */
 void hcrt__host_kernels_force_portable(bool portable);
 
 #endif /* HCRT_HOST_KERNELS_H */

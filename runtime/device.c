@@ -48,6 +48,8 @@ hcrt_status_t hcrt_backend_get_info(const hcrt_context_t *ctx, int index, hcrt_b
     out.status = be->status;
     out.reason = be->reason;
     out.device_count = be->status == HCRT_BACKEND_LOADED ? be->ndev : 0;
+    out.compute = be->status == HCRT_BACKEND_LOADED && be->compute != NULL;
+    out.compute_detail = be->status == HCRT_BACKEND_LOADED ? be->compute_detail : "";
     memcpy(info, &out, info->struct_size < sizeof(out) ? info->struct_size : sizeof(out));
     return HCRT_OK;
 }

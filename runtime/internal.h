@@ -147,6 +147,8 @@ typedef struct hcrt__backend {
     int first_device;              /* global index of its device 0 */
     hcrt_backend_services_t svc;
     struct hcrt_context *ctx;
+    const hcrt_backend_compute_v1_t *compute; /* checked compute extension, or NULL (runtime/compute.c) */
+    char compute_detail[256];                 /* why there is none, "" when there is */
 } hcrt__backend_t;
 
 struct hcrt_device {
@@ -198,6 +200,10 @@ extern const hcrt_backend_v1_t hcrt__cpu_backend;
 /* Plugin loading (runtime/loader.c): fills ctx->backends; never fails for a broken plugin. */
 hcrt_status_t hcrt__loader_load(hcrt_context_t *ctx, const char *filter);
 void hcrt__loader_unload(hcrt_context_t *ctx);
+
+/* Checks a loaded backend's optional compute extension and sets be->compute (NULL, with the reason in
+ * be->compute_detail and a warning for a malformed table, when it cannot be used). runtime/compute.c. */
+void hcrt__compute_attach(hcrt__backend_t *be);
 
 /* Whether `name` passes an HCRT_BACKENDS filter ("a,b" keeps those; "^a,b" drops those; NULL/"" all). */
 bool hcrt__backend_filter_match(const char *filter, const char *name);

@@ -248,8 +248,10 @@ static void load_plugin(hcrt_context_t *ctx, const char *dir, const char *file, 
     }
     be->ops = t;
     start_backend(be);
-    if (be->status == HCRT_BACKEND_LOADED)
+    if (be->status == HCRT_BACKEND_LOADED) {
+        hcrt__compute_attach(be);
         return;
+    }
     /* Unavailable or failed init: nothing of it is used, so let the library go. */
     be->ops = NULL;
     dlclose(be->dl);
@@ -301,6 +303,7 @@ hcrt_status_t hcrt__loader_load(hcrt_context_t *ctx, const char *filter)
     start_backend(cpu);
     if (cpu->status != HCRT_BACKEND_LOADED)
         return hcrt__error(NULL, HCRT_ERR_BACKEND, "hcrt_init: the built-in cpu backend failed: %s", cpu->reason);
+    hcrt__compute_attach(cpu);
 
     const char *path = hcrt__config_str(ctx, "HCRT_BACKEND_PATH");
     char *copy = strdup(path ? path : "");

@@ -17,12 +17,14 @@
 #include <unistd.h>
 
 #include "kernels/host_kernels.h"
+#include "backends/common/hostcomp.h"
 #include "backends/common/hostmem.h"
 #include "backends/common/hostreg.h"
 #include "backends/common/workqueue.h"
 #include "runtime/internal.h"
 
 typedef struct cpu_state {
+    hcrt__hc_host_t hc; /* first: the shared compute table finds its submit() here (hostcomp.h) */
     const hcrt_backend_services_t *svc;
     hcrt__hostmem_t *dev_mem;  /* mem_alloc blocks */
     hcrt__hostmem_t *host_mem; /* host_alloc blocks */
@@ -134,6 +136,31 @@ static hcrt_status_t cpu_run(cpu_state_t *st, const cpu_op_t *o, hcrt_backend_st
     return HCRT_OK;
 }
 
+/* ---- the compute extension: the host-run backends' shared table (backends/common/hostcomp.c) -------- */
+
+static hcrt_status_t cpu_hc_submit(void *state, int dev, hcrt__hc_op_t *op, hcrt_backend_stream_t *stream)
+{
+    cpu_state_t *st = state;
+    CPU_CHECK_DEV(st, dev);
+    if (stream) {
+        hcrt_status_t s = hcrt__wq_submit(stream->wq, hcrt__hc_exec, op, sizeof(*op));
+        if (s != HCRT_OK)
+            return cpu_fail(st, s, "cpu: cannot queue %s on stream: %s", op->what, hcrt_status_string(s));
+        return HCRT_OK;
+    }
+    char msg[HCRT__WQ_MSG_LEN] = "";
+    hcrt_status_t s = hcrt__hc_exec(op, msg);
+    if (s != HCRT_OK)
+        return cpu_fail(st, s, "cpu: %s", msg);
+    return HCRT_OK;
+}
+
+static hcrt_status_t cpu_hc_fail(void *state, int dev, hcrt_status_t status, const char *msg)
+{
+    (void)dev;
+    return cpu_fail(state, status, "cpu: %s", msg);
+}
+
 /* ---- lifetime ------------------------------------------------------------------------------------ */
 
 static hcrt_status_t cpu_init(const hcrt_backend_services_t *svc, void **state)
@@ -141,6 +168,7 @@ static hcrt_status_t cpu_init(const hcrt_backend_services_t *svc, void **state)
     cpu_state_t *st = calloc(1, sizeof(*st));
     if (!st)
         return cpu_fail(NULL, HCRT_ERR_NO_MEMORY, "cpu: out of host memory at init");
+    st->hc = (hcrt__hc_host_t){cpu_hc_submit, cpu_hc_fail};
     st->svc = svc;
     pthread_mutex_init(&st->mu, NULL);
     hcrt__list_init(&st->streams);
@@ -545,4 +573,5 @@ const hcrt_backend_v1_t hcrt__cpu_backend = {
     .host_register = cpu_host_register,
     .host_unregister = cpu_host_unregister,
     .reduce3 = cpu_reduce3,
+    .compute = &hcrt__hc_table,
 };

@@ -296,6 +296,7 @@ void hcrt_gpu_finalize(void *state)
 #ifdef HCRT_HAVE_NCCL
     hcrt_gpu_release_colls(st);
 #endif
+    hcrt_gpu_blas_release(st); /* before the streams its handles may still point at */
     hcrt_gpu_release_exec(st);
     hcrt_gpu_release_allocs(st);
     gpu_state_free(st);

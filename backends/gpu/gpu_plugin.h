@@ -81,6 +81,8 @@ typedef struct gpu_state {
      * the process; this record tells our own overlaps apart (an argument error, as the ABI asks) before
      * the vendor is called, and lets finalize() end what the runtime left registered. */
     hcrt__hostreg_t hostreg;
+    /* The vendor BLAS of the compute extension's gemm (cuda_blas.c), created on first use; NULL before. */
+    void *blas;
 } gpu_state_t;
 
 /* Copies src into dst[size], truncating (vendor texts and names have no fixed bound). */
@@ -174,6 +176,38 @@ int HCRT_GPU_SYM(launch_reduce)(void *dst, const void *src, size_t count, int dt
 int HCRT_GPU_SYM(launch_scale)(void *ptr, size_t count, int dtype, double factor, void *stream, int max_blocks);
 int HCRT_GPU_SYM(launch_reduce3)(void *dst, const void *a, const void *b, size_t count, int dtype, int op, void *stream,
                                  int max_blocks);
+
+/* ---- the compute extension (gpu_compute.c; kernels in gpu_compute.cuh) ---- */
+
+extern const hcrt_backend_compute_v1_t hcrt_gpu_compute_table;
+
+/*
+ * gemm through the vendor BLAS (cuda: cuBLAS, opened on first use by cuda_blas.c; hip: hip_blas.c has
+ * none), dev current, enqueued on s. HCRT_ERR_NOT_SUPPORTED when the library cannot be had (or cannot do
+ * these sizes): the caller runs hcrt's gemm kernel instead. Other errors carry the library's text.
+ */
+hcrt_status_t hcrt_gpu_blas_gemm(gpu_state_t *st, int dev, gpuStream_t s, bool trans_a, bool trans_b, size_t m,
+                                 size_t n, size_t k, float alpha, const void *a, size_t lda, const void *b, size_t ldb,
+                                 float beta, float *c, size_t ldc, hcrt_dtype_t dtype);
+/* Destroys what hcrt_gpu_blas_gemm created (finalize). */
+void hcrt_gpu_blas_release(gpu_state_t *st);
+
+int HCRT_GPU_SYM(launch_gemm)(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const void *a,
+                              size_t lda, const void *b, size_t ldb, float beta, float *c, size_t ldc, int dtype,
+                              void *stream);
+int HCRT_GPU_SYM(launch_bias_add)(float *y, const float *x, const float *bias, size_t rows, size_t cols, void *stream,
+                                  int max_blocks);
+int HCRT_GPU_SYM(launch_relu)(float *y, const float *x, size_t count, void *stream, int max_blocks);
+int HCRT_GPU_SYM(launch_relu_backward)(float *dx, const float *dy, const float *act, size_t count, void *stream,
+                                       int max_blocks);
+int HCRT_GPU_SYM(launch_softmax_xent)(const float *logits, const int32_t *labels, size_t rows, size_t classes,
+                                      float *loss, float *dlogits, int accumulate, void *stream);
+int HCRT_GPU_SYM(launch_col_sum)(float *out, const float *x, size_t rows, size_t cols, int accumulate, void *stream,
+                                 int max_blocks);
+int HCRT_GPU_SYM(launch_optim)(const hcrt_backend_optim_t *opt, float *param, const float *grad, float *state,
+                               size_t count, void *stream, int max_blocks);
+int HCRT_GPU_SYM(launch_cast)(void *dst, int dst_dtype, const void *src, int src_dtype, size_t count, void *stream,
+                              int max_blocks);
 
 /* ---- vendor collectives (cuda_nccl.c, only with HCRT_HAVE_NCCL) ---- */
 #ifdef HCRT_HAVE_NCCL

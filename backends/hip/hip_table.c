@@ -38,4 +38,5 @@ HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
     .host_register = hcrt_gpu_host_register,
     .host_unregister = hcrt_gpu_host_unregister,
     .reduce3 = hcrt_gpu_reduce3,
+    .compute = &hcrt_gpu_compute_table,
 };

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "kernels/host_kernels.h"
+#include "backends/common/hostcomp.h"
 #include "backends/common/hostmem.h"
 #include "backends/common/hostreg.h"
 #include "backends/common/workqueue.h"
@@ -47,6 +48,7 @@ typedef struct sim_dev {
 } sim_dev_t;
 
 typedef struct sim_state {
+    hcrt__hc_host_t hc; /* first: the compute table finds its submit() here (sim_compute.c) */
     const hcrt_backend_services_t *svc;
     int ndev;
     sim_dev_t *devs;
@@ -175,8 +177,9 @@ static hcrt_status_t sim_gate(sim_state_t *st, int dev, sim_gate_t kind, const c
 
 /* ---- the work of an op, run inline or on a stream's worker --------------------------------------- */
 
-/* SIM_UPLOAD: a large host->device copy (never overlapping: host memory and storage are separate). */
-typedef enum sim_op_kind { SIM_MEMSET, SIM_MEMCPY, SIM_UPLOAD, SIM_REDUCE3, SIM_SCALE } sim_op_kind_t;
+/* SIM_UPLOAD: a large host->device copy (never overlapping: host memory and storage are separate).
+ * SIM_KERNEL: a kernel of another file of the plugin (sim_kernel_launch), its argument right after. */
+typedef enum sim_op_kind { SIM_MEMSET, SIM_MEMCPY, SIM_UPLOAD, SIM_REDUCE3, SIM_SCALE, SIM_KERNEL } sim_op_kind_t;
 
 typedef struct sim_op {
     sim_state_t *st;
@@ -193,7 +196,11 @@ typedef struct sim_op {
     double factor;
     hcrt_status_t inject; /* injected failure decided at call time */
     uint64_t nth;         /* which copy of the device this is, for the message */
+    hcrt__wq_fn_t kernel; /* SIM_KERNEL: runs on the argument stored after the op */
 } sim_op_t;
+
+/* Where a SIM_KERNEL op's argument starts, from the start of its sim_op_t. */
+#define SIM_KERNEL_ARG_OFFSET ((sizeof(sim_op_t) + 15) / 16 * 16)
 
 /* Host->device copies from this size on take the streaming path below. */
 #define SIM_UPLOAD_MIN ((size_t)256 << 10)
@@ -261,6 +268,16 @@ static hcrt_status_t sim_exec(void *arg, char *msg)
     case SIM_SCALE:
         status = hcrt__host_scale(o->dst, o->count, o->dtype, o->factor);
         break;
+    case SIM_KERNEL: {
+        char kmsg[HCRT__WQ_MSG_LEN] = "";
+        status = o->kernel((char *)arg + SIM_KERNEL_ARG_OFFSET, kmsg);
+        if (status != HCRT_OK) {
+            snprintf(msg, HCRT__WQ_MSG_LEN, "sim device %d: %s", o->dev, kmsg);
+            sim_fail(o->st, o->dev, status, "%s", msg);
+            return status;
+        }
+        break;
+    }
     }
     if (status != HCRT_OK) {
         snprintf(msg, HCRT__WQ_MSG_LEN, "sim device %d: reduce: operands overlap partially", o->dev);
@@ -416,6 +433,7 @@ static hcrt_status_t sim_init(const hcrt_backend_services_t *svc, void **state)
     sim_state_t *st = calloc(1, sizeof(*st));
     if (!st)
         return sim_fail(NULL, -1, HCRT_ERR_NO_MEMORY, "sim: out of host memory at init");
+    st->hc = sim_compute_host;
     st->svc = svc;
     st->speed = speed;
     pthread_mutex_init(&st->reg_mu, NULL);
@@ -970,6 +988,58 @@ static hcrt_status_t sim_host_unregister(void *state, int dev, void *ptr)
     return HCRT_OK;
 }
 
+/* ---- kernels of the plugin's other files (sim.h) -------------------------------------------------- */
+
+hcrt_status_t sim_kernel_launch(void *state, int dev, const char *what, void **ptrs, const size_t *bytes,
+                                const char *const *names, size_t n, hcrt__wq_fn_t kernel, const void *arg,
+                                size_t arg_size, hcrt_backend_stream_t *stream)
+{
+    sim_state_t *st = state;
+    SIM_CHECK_DEV(st, dev);
+    hcrt_status_t status = sim_check_stream(st, dev, stream);
+    if (status != HCRT_OK)
+        return status;
+    for (size_t i = 0; i < n; i++) {
+        if (bytes[i] == 0)
+            continue;
+        void *p = sim_translate_k(st, dev, ptrs[i], bytes[i], what, names[i]);
+        if (!p)
+            return HCRT_ERR_INVALID_ARG;
+        ptrs[i] = p;
+    }
+    status = sim_gate(st, dev, SIM_GATE_PLAIN, what, NULL, NULL);
+    if (status != HCRT_OK)
+        return status;
+    /* the op and a copy of the argument (with the translated addresses) in one block, as the worker
+     * queue copies it; max_align_t keeps the argument aligned for any type */
+    max_align_t buf[(SIM_KERNEL_ARG_OFFSET + SIM_KERNEL_ARG_MAX) / sizeof(max_align_t) + 1];
+    if (arg_size > SIM_KERNEL_ARG_MAX)
+        return sim_fail(st, dev, HCRT_ERR_INTERNAL, "sim device %d: %s: kernel argument of %zu bytes is too large",
+                        dev, what, arg_size);
+    const sim_op_t o = {.st = st, .dev = dev, .kind = SIM_KERNEL, .kernel = kernel};
+    memcpy(buf, &o, sizeof(o));
+    memcpy((char *)buf + SIM_KERNEL_ARG_OFFSET, arg, arg_size);
+    if (stream) {
+        status = hcrt__wq_submit(stream->wq, sim_exec, buf, SIM_KERNEL_ARG_OFFSET + arg_size);
+        if (status != HCRT_OK)
+            return sim_fail(st, dev, status, "sim device %d: cannot queue %s (out of host memory)", dev, what);
+        return HCRT_OK;
+    }
+    char msg[HCRT__WQ_MSG_LEN] = "";
+    status = sim_exec(buf, msg);
+    if (status != HCRT_OK)
+        snprintf(sim_err, sizeof(sim_err), "%s", msg);
+    return status;
+}
+
+hcrt_status_t sim_kernel_fail(void *state, int dev, hcrt_status_t status, const char *msg)
+{
+    sim_state_t *st = state;
+    if (dev < 0 || dev >= st->ndev)
+        dev = -1;
+    return sim_fail(st, dev, status, "sim device %d: %s", dev, msg);
+}
+
 HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
     .struct_size = sizeof(hcrt_backend_v1_t),
     .abi_version = HCRT_BACKEND_ABI_VERSION,
@@ -1001,4 +1071,5 @@ HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
     .host_register = sim_host_register,
     .host_unregister = sim_host_unregister,
     .reduce3 = sim_reduce3,
+    .compute = &hcrt__hc_table,
 };

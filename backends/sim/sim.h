@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backends/common/hostcomp.h"
+#include "backends/common/workqueue.h"
 #include "hcrt/backend.h"
 
 /* ---- device heap (sim_heap.c) ------------------------------------------------------------------ */
@@ -73,5 +75,31 @@ typedef struct sim_fault {
 /* Parses HCRT_SIM_FAULT ("alloc_fail=N,copy_fail=N,register_fail=N,lost_after=N,dev=I"; "" for none). HCRT_ERR_CONFIG
  * with the reason in err on a malformed value or a dev outside [0, ndev). */
 hcrt_status_t sim_fault_parse(const char *text, int ndev, sim_fault_t *fault, char *err, size_t errlen);
+
+/* ---- kernels of the plugin's files other than sim.c (sim.c) ----------------------------------------- */
+
+/* The largest argument sim_kernel_launch() carries. */
+#define SIM_KERNEL_ARG_MAX 512
+
+/*
+ * Runs kernel(arg, msg) as a kernel of device `dev`, with every guarantee sim.c's own kernels have: dev
+ * and the stream are checked; each of the n operands ptrs[i] (bytes[i] bytes, 0 to skip; named names[i]
+ * in messages) must lie inside one live allocation of dev or a host range registered on it, and is
+ * replaced in place by the address the host can use (so ptrs should point into arg); the device's fault
+ * gate counts it (a lost device fails it); it runs now (stream NULL) or on the stream's worker, and the
+ * speed factor stretches its measured duration exactly as it stretches copies. A failing kernel's msg
+ * becomes the device's last error, at the call or the stream's next synchronisation.
+ */
+hcrt_status_t sim_kernel_launch(void *state, int dev, const char *what, void **ptrs, const size_t *bytes,
+                                const char *const *names, size_t n, hcrt__wq_fn_t kernel, const void *arg,
+                                size_t arg_size, hcrt_backend_stream_t *stream);
+
+/* Records an argument error of such a kernel ("sim device D: msg") and returns status. */
+hcrt_status_t sim_kernel_fail(void *state, int dev, hcrt_status_t status, const char *msg);
+
+/* ---- the compute extension (sim_compute.c) ------------------------------------------------------------ */
+
+/* sim's side of the host-run backends' compute table (backends/common/hostcomp.h). */
+extern const hcrt__hc_host_t sim_compute_host;
 
 #endif /* HCRT_SIM_H */

@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hcrt/backend_compute.h" /* the optional compute extension (the `compute` field below) */
 #include "hcrt/status.h"
 #include "hcrt/types.h"
 
@@ -243,6 +244,12 @@ typedef struct hcrt_backend_v1 {
      * scale() accept registered addresses too. */
     hcrt_status_t (*reduce3)(void *state, int dev, void *dst, const void *a, const void *b, size_t count,
                              hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream);
+
+    /* ---- optional: the compute extension (hcrt/backend_compute.h) ----
+     * Gemm, bias add, ReLU, softmax cross-entropy, column sums, optimizer updates and dtype casts: one
+     * training step of an MLP on the device. NULL (or a table too short for this field) means none; the
+     * runtime checks the sub-table's own size, version and ops when it loads the plugin. */
+    const hcrt_backend_compute_v1_t *compute;
 } hcrt_backend_v1_t;
 
 /* The smallest struct_size a v1 table may have: everything up to and including `scale` is mandatory. */

@@ -154,6 +154,8 @@ typedef struct hcrt_backend_info {
     hcrt_backend_status_t status;
     const char *reason; /* why unavailable/broken/filtered, "" when loaded */
     int device_count;
+    bool compute;               /* a loaded backend offering the compute extension (hcrt/compute.h) */
+    const char *compute_detail; /* why not, when it does not ("" when it does, or when not loaded) */
 } hcrt_backend_info_t;
 
 /* Number of backends the loader considered (loaded or not). */
@@ -326,6 +328,9 @@ HCRT_EXPORT hcrt_status_t hcrt_topology_get_info(const hcrt_context_t *ctx, hcrt
 
 /* What a job tells the restart loop hcrt-run: heartbeats, failure records, an agreed stop (hcrt/run.h). */
 #include "hcrt/run.h"
+
+/* Compute on any device: gemm, bias add, ReLU, softmax cross-entropy, optimizers (hcrt/compute.h). */
+#include "hcrt/compute.h"
 
 #ifdef __cplusplus
 }

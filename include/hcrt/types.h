@@ -47,6 +47,13 @@ typedef enum hcrt_op {
     HCRT_OP_COUNT = 5
 } hcrt_op_t;
 
+/* Optimizers of the compute extension (hcrt/compute.h: hcrt_compute_optim_step). */
+typedef enum hcrt_optimizer {
+    HCRT_OPTIM_SGD = 0,   /* SGD with optional momentum (and Nesterov) and L2 weight decay, as torch.optim.SGD */
+    HCRT_OPTIM_ADAMW = 1, /* Adam with decoupled weight decay, as torch.optim.AdamW */
+    HCRT_OPTIM_COUNT = 2
+} hcrt_optimizer_t;
+
 /* Log levels, most severe first. HCRT_LOG_LEVEL takes the lower-case names ("warn" is the default). */
 typedef enum hcrt_log_level {
     HCRT_LOG_NONE = 0,

@@ -10,15 +10,21 @@
  * order shows. It also checks every f16 -> f32 conversion and f32 -> f16/bf16 on a sweep of 2^32 / 257
  * inputs plus every f16 rounding tie. A difference here means a collective would give different bits
  * depending on whether a GPU or a CPU did the reduction.
+ *
+ * The compute extension's element arithmetic (backends/gpu/gpu_compute_elem.cuh: ReLU and its gradient,
+ * the SGD and AdamW updates, the casts) is compared the same way with kernels/host_compute.c, so that an
+ * optimizer step gives the same weights on a GPU as on the host.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu_compute_elem.cuh"
 #include "gpu_elem.cuh"
 
 extern "C" {
+#include "kernels/host_compute.h"
 #include "kernels/host_kernels.h"
 }
 
@@ -365,8 +371,107 @@ static void check_conversions(void)
     }
 }
 
+/* A float from a mix of random bits, moderate values and specials. */
+static float compute_input(uint64_t r, float scale)
+{
+    static const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-40f, -1e-40f, 3.4e38f, 1.0f, -1.0f};
+    if ((r & 15) == 0)
+        return special[(r >> 8) % (sizeof special / sizeof special[0])];
+    if ((r & 15) == 1)
+        return bits_f32((uint32_t)(r >> 16));
+    return (float)((double)((r >> 20) % 2000001) / 1000000.0 - 1.0) * scale;
+}
+
+static void check_compute(void)
+{
+    const size_t n = 100003;
+    float *x = (float *)malloc(n * 4), *y = (float *)malloc(n * 4), *h = (float *)malloc(n * 4);
+    float *g = (float *)malloc(n * 4), *st = (float *)malloc(2 * n * 4), *st2 = (float *)malloc(2 * n * 4);
+    float *p2 = (float *)malloc(n * 4);
+    for (size_t i = 0; i < n; i++)
+        x[i] = compute_input(rnd(), 4.0f), y[i] = compute_input(rnd(), 4.0f);
+
+    hcrt__host_relu(h, x, n);
+    for (size_t i = 0; i < n; i++)
+        if (f32_bits(relu_elem(x[i])) != f32_bits(h[i]))
+            FAIL("relu(%a): gpu %a, host %a", x[i], relu_elem(x[i]), h[i]);
+    hcrt__host_relu_backward(h, y, x, n);
+    for (size_t i = 0; i < n; i++)
+        if (f32_bits(relu_backward_elem(y[i], x[i])) != f32_bits(h[i]))
+            FAIL("relu_backward(%a, %a): gpu %a, host %a", y[i], x[i], relu_backward_elem(y[i], x[i]), h[i]);
+
+    /* optimizers: SGD plain, with momentum, Nesterov and decay; AdamW at steps 1 and 50 */
+    for (int c = 0; c < 5; c++) {
+        hcrt_backend_optim_t o;
+        memset(&o, 0, sizeof o);
+        o.struct_size = sizeof o;
+        o.grad_scale = 1.0f / 96.0f;
+        o.lr = 0.05f;
+        if (c == 1 || c == 2)
+            o.momentum = 0.9f;
+        if (c == 2)
+            o.nesterov = 1, o.weight_decay = 1e-4f;
+        if (c >= 3) {
+            const double lr = 1e-3, wd = 0.01, b1 = 0.9, b2 = 0.999, t = c == 3 ? 1 : 50;
+            o.kind = HCRT_OPTIM_ADAMW;
+            o.decay = (float)(1 - lr * wd);
+            o.step_size = (float)(lr / (1 - pow(b1, t)));
+            o.bias2_sqrt = (float)sqrt(1 - pow(b2, t));
+            o.beta1 = (float)b1, o.one_minus_beta1 = (float)(1 - b1);
+            o.beta2 = (float)b2, o.one_minus_beta2 = (float)(1 - b2);
+            o.eps = 1e-8f;
+        }
+        for (size_t i = 0; i < n; i++) {
+            g[i] = compute_input(rnd(), 50.0f);
+            st[i] = compute_input(rnd(), 0.1f);
+            st[n + i] = fabsf(compute_input(rnd(), 0.01f));
+        }
+        memcpy(h, x, n * 4);
+        memcpy(p2, x, n * 4);
+        memcpy(st2, st, 2 * n * 4);
+        hcrt__host_optim_step(&o, h, g, st, n);
+        for (size_t i = 0; i < n; i++) {
+            if (o.kind == HCRT_OPTIM_ADAMW)
+                adamw_elem(o, &p2[i], g[i], &st2[i], &st2[n + i]);
+            else
+                sgd_elem(o, &p2[i], g[i], o.momentum != 0.0f ? &st2[i] : NULL);
+        }
+        for (size_t i = 0; i < n; i++)
+            if (f32_bits(p2[i]) != f32_bits(h[i]) || f32_bits(st2[i]) != f32_bits(st[i]) ||
+                (c >= 3 && f32_bits(st2[n + i]) != f32_bits(st[n + i]))) {
+                FAIL("optimizer %d element %zu: gpu p=%a m=%a, host p=%a m=%a", c, i, p2[i], st2[i], h[i], st[i]);
+                break;
+            }
+    }
+
+    /* casts between f32, f16 and bf16 (the 16-bit sources are random bits, every pattern likely) */
+    static const int ct[] = {HCRT_F32, HCRT_F16, HCRT_BF16};
+    uint16_t *hs = (uint16_t *)malloc(n * 2);
+    for (size_t i = 0; i < n; i++)
+        hs[i] = (uint16_t)rnd();
+    for (int s = 0; s < 3; s++)
+        for (int d = 0; d < 3; d++) {
+            const void *src = ct[s] == HCRT_F32 ? (const void *)x : (const void *)hs;
+            if (hcrt__host_cast(h, (hcrt_dtype_t)ct[d], src, (hcrt_dtype_t)ct[s], n) != HCRT_OK) {
+                FAIL("host cast %d -> %d refused", ct[s], ct[d]);
+                continue;
+            }
+            for (size_t i = 0; i < n; i++) {
+                const size_t es = ct[d] == HCRT_F32 ? 4 : 2, ses = ct[s] == HCRT_F32 ? 4 : 2;
+                float out[1];
+                cast_elem(out, ct[d], (const char *)src + i * ses, ct[s], 0);
+                if (memcmp(out, (const char *)h + i * es, es) != 0) {
+                    FAIL("cast %d -> %d of element %zu differs", ct[s], ct[d], i);
+                    break;
+                }
+            }
+        }
+    free(x), free(y), free(h), free(g), free(st), free(st2), free(p2), free(hs);
+}
+
 int main(void)
 {
+    check_compute();
     check_conversions();
     check_reduce_and_scale();
     check_reduce3();
@@ -375,7 +480,7 @@ int main(void)
         return 1;
     }
     printf("GPU element arithmetic matches the host kernels: %d dtypes x %d ops, reduce3, scale, f16/bf16 "
-           "conversions\n",
+           "conversions, ReLU, optimizers, casts\n",
            HCRT_DTYPE_COUNT, HCRT_OP_COUNT);
     return 0;
 }

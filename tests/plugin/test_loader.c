@@ -83,6 +83,7 @@ int main(void)
         {"fakefailinit", HCRT_BACKEND_BROKEN, "fake runtime refused to start"},
         {"fakenodev", HCRT_BACKEND_UNAVAILABLE, "fakeErrorNoDevice"},
         {"fakeundef", HCRT_BACKEND_BROKEN, "dlopen failed"},
+        {"fakebadcompute", HCRT_BACKEND_LOADED, ""},
         {"sim", HCRT_BACKEND_LOADED, ""},
         {"cpu", HCRT_BACKEND_LOADED, ""},
     };
@@ -121,6 +122,35 @@ int main(void)
     CHECK_STATUS(ctx, hcrt_device_find(ctx, "fakebadabi", 0, &dev), HCRT_ERR_NOT_FOUND);
     CHECK(strstr(hcrt_last_error(ctx), "not loaded") != NULL);
     CHECK_STATUS(ctx, hcrt_device_find(ctx, "nosuchbackend", 0, &dev), HCRT_ERR_NOT_FOUND);
+    /* Compute: the good fake has none; the malformed extension is ignored with a warning naming the file,
+     * the plugin itself still loads; cpu and sim have it. */
+    hcrt_backend_info_t ci;
+    const hcrt_backend_info_t *cg = find(ctx, "fakegood", &ci);
+    CHECK(cg && !cg->compute && strstr(cg->compute_detail, "no compute extension") != NULL);
+    cg = find(ctx, "fakebadcompute", &ci);
+    CHECK_MSG(cg && !cg->compute && strstr(cg->compute_detail, "compute op 'gemm' is NULL") != NULL, "detail: %s",
+              cg ? cg->compute_detail : "(not listed)");
+    CHECK_MSG(strstr(log, "libhcrt-backend-fakebadcompute.so: compute extension ignored") != NULL,
+              "no warning for the malformed compute table");
+    cg = find(ctx, "sim", &ci);
+    CHECK(cg && cg->compute && cg->compute_detail[0] == '\0');
+    cg = find(ctx, "cpu", &ci);
+    CHECK(cg && cg->compute);
+    if (dev) {
+        float x[4] = {0};
+        CHECK(!hcrt_device_has_compute(dev));
+        CHECK_STATUS(ctx, hcrt_compute_relu(dev, x, x, 4, NULL), HCRT_ERR_NOT_SUPPORTED);
+        CHECK_MSG(strstr(hcrt_last_error(ctx), "fakegood") && strstr(hcrt_last_error(ctx), "no compute extension"),
+                  "detail: %s", hcrt_last_error(ctx));
+    }
+    hcrt_device_t *badc = NULL;
+    CHECK_OK(ctx, hcrt_device_find(ctx, "fakebadcompute", 0, &badc));
+    if (badc) {
+        float x[4] = {0};
+        CHECK(!hcrt_device_has_compute(badc));
+        CHECK_STATUS(ctx, hcrt_compute_relu(badc, x, x, 4, NULL), HCRT_ERR_NOT_SUPPORTED);
+        CHECK(strstr(hcrt_last_error(ctx), "compute op 'gemm' is NULL") != NULL);
+    }
     /* A backend failure comes back with the backend named in the detail. */
     if (dev) {
         void *a = NULL, *b = NULL;

@@ -10,6 +10,18 @@
 
 #define P (sizeof(void *))
 
+/* The compute extension's layout, pinned at compile time: a change here breaks every compute plugin. */
+_Static_assert(offsetof(hcrt_backend_v1_t, compute) == 24 + 36 * sizeof(void *), "compute follows reduce3");
+_Static_assert(offsetof(hcrt_backend_compute_v1_t, struct_size) == 0, "struct_size first");
+_Static_assert(offsetof(hcrt_backend_compute_v1_t, version) == 8, "version");
+_Static_assert(offsetof(hcrt_backend_compute_v1_t, gemm) == 16, "gemm");
+_Static_assert(offsetof(hcrt_backend_compute_v1_t, cast) == 16 + 7 * sizeof(void *), "cast last of v1");
+_Static_assert(sizeof(hcrt_backend_compute_v1_t) == 16 + 8 * sizeof(void *), "compute v1 size");
+_Static_assert(HCRT_BACKEND_COMPUTE_V1_MIN_SIZE == sizeof(hcrt_backend_compute_v1_t), "every v1 op is required");
+_Static_assert(offsetof(hcrt_backend_optim_t, kind) == 8 && offsetof(hcrt_backend_optim_t, grad_scale) == 16,
+               "optim header");
+_Static_assert(offsetof(hcrt_backend_optim_t, eps) == 60 && sizeof(hcrt_backend_optim_t) == 64, "optim layout");
+
 int main(void)
 {
     /* Header part of the plugin table. */
@@ -55,7 +67,27 @@ int main(void)
     CHECK(offsetof(hcrt_backend_v1_t, host_register) == 24 + 33 * P);
     CHECK(offsetof(hcrt_backend_v1_t, host_unregister) == 24 + 34 * P);
     CHECK(offsetof(hcrt_backend_v1_t, reduce3) == 24 + 35 * P);
-    CHECK(sizeof(hcrt_backend_v1_t) == 24 + 36 * P);
+    CHECK(offsetof(hcrt_backend_v1_t, compute) == 24 + 36 * P);
+    CHECK(sizeof(hcrt_backend_v1_t) == 24 + 37 * P);
+
+    /* The compute sub-table: every op in order, one pointer each. */
+    CHECK(offsetof(hcrt_backend_compute_v1_t, gemm) == 16 + 0 * P);
+    CHECK(offsetof(hcrt_backend_compute_v1_t, bias_add) == 16 + 1 * P);
+    CHECK(offsetof(hcrt_backend_compute_v1_t, relu) == 16 + 2 * P);
+    CHECK(offsetof(hcrt_backend_compute_v1_t, relu_backward) == 16 + 3 * P);
+    CHECK(offsetof(hcrt_backend_compute_v1_t, softmax_xent) == 16 + 4 * P);
+    CHECK(offsetof(hcrt_backend_compute_v1_t, col_sum) == 16 + 5 * P);
+    CHECK(offsetof(hcrt_backend_compute_v1_t, optim_step) == 16 + 6 * P);
+    CHECK(offsetof(hcrt_backend_compute_v1_t, cast) == 16 + 7 * P);
+    CHECK(HCRT_BACKEND_COMPUTE_VERSION == 1);
+    CHECK(offsetof(hcrt_backend_optim_t, lr) == 20);
+    CHECK(offsetof(hcrt_backend_optim_t, momentum) == 24);
+    CHECK(offsetof(hcrt_backend_optim_t, weight_decay) == 28);
+    CHECK(offsetof(hcrt_backend_optim_t, decay) == 32);
+    CHECK(offsetof(hcrt_backend_optim_t, step_size) == 36);
+    CHECK(offsetof(hcrt_backend_optim_t, bias2_sqrt) == 40);
+    CHECK(offsetof(hcrt_backend_optim_t, beta1) == 44);
+    CHECK(offsetof(hcrt_backend_optim_t, one_minus_beta2) == 56);
 
     /* Services, device properties, health. */
     CHECK(offsetof(hcrt_backend_services_t, host) == 8);
@@ -89,10 +121,16 @@ int main(void)
     CHECK(offsetof(hcrt_backend_info_t, struct_size) == 0);
     CHECK(offsetof(hcrt_config_entry_t, struct_size) == 0);
     CHECK(sizeof(hcrt_buffer_t) == 32);
+    CHECK(offsetof(hcrt_backend_info_t, compute) == 44 && offsetof(hcrt_backend_info_t, compute_detail) == 48);
+    CHECK(offsetof(hcrt_optim_params_t, struct_size) == 0);
+    CHECK(offsetof(hcrt_optim_params_t, kind) == 8 && offsetof(hcrt_optim_params_t, step) == 16);
+    CHECK(offsetof(hcrt_optim_params_t, lr) == 24 && offsetof(hcrt_optim_params_t, eps) == 72);
+    CHECK(offsetof(hcrt_optim_params_t, nesterov) == 80 && sizeof(hcrt_optim_params_t) == 88);
 
     /* Enum values are ABI. */
     CHECK(HCRT_F32 == 8 && HCRT_BF16 == 7 && HCRT_DTYPE_COUNT == 10);
     CHECK(HCRT_OP_AVG == 4 && HCRT_OP_COUNT == 5);
+    CHECK(HCRT_OPTIM_SGD == 0 && HCRT_OPTIM_ADAMW == 1);
     CHECK(HCRT_ERR_NOT_SUPPORTED == -4 && HCRT_ERR_TIMEOUT == -12);
 
     /* Optional-op detection by table size and NULL. */
@@ -104,5 +142,11 @@ int main(void)
     CHECK(HCRT_BACKEND_HAS_OP(&t, coll_allreduce));
     t.coll_allreduce = NULL;
     CHECK(!HCRT_BACKEND_HAS_OP(&t, coll_allreduce));
+    /* a table compiled before the compute field existed ends at reduce3: no compute */
+    t.struct_size = offsetof(hcrt_backend_v1_t, compute);
+    t.compute = (const hcrt_backend_compute_v1_t *)&t;
+    CHECK(!HCRT_BACKEND_HAS_OP(&t, compute));
+    t.struct_size = sizeof(t);
+    CHECK(HCRT_BACKEND_HAS_OP(&t, compute));
     TEST_DONE();
 }

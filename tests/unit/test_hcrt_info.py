@@ -80,8 +80,15 @@ def main():
             check(b["reason"] != "", f"backend {b['name']} is {b['status']} without a reason")
             check(b["devices"] == [], f"backend {b['name']} is {b['status']} but lists devices")
 
+    for b in report["backends"]:
+        check(isinstance(b.get("compute"), bool) and "compute_detail" in b, f"backend {b['name']}: no compute keys")
+        if b["status"] != "loaded":
+            check(b["compute"] is False, f"backend {b['name']} is {b['status']} but claims compute")
     cpu = backend(report, "cpu")
     sim = backend(report, "sim")
+    for b in (cpu, sim):
+        check(b is not None and b["compute"] is True and b["compute_detail"] == "",
+              f"backend {b and b['name']}: the compute extension is missing: {b}")
     check(cpu is not None and cpu["status"] == "loaded" and len(cpu["devices"]) == 1, f"cpu backend: {cpu}")
     check(sim is not None and sim["status"] == "loaded" and len(sim["devices"]) == 3,
           f"sim backend with HCRT_SIM_DEVICES=3: {sim}")
@@ -156,6 +163,7 @@ def main():
         check(b["name"] in p.stdout, f"plain output does not mention backend {b['name']}")
         if b["reason"]:
             check(b["reason"].splitlines()[0] in p.stdout, f"plain output lacks {b['name']}'s reason")
+    check(p.stdout.count("compute: yes") >= 2, "plain output does not show cpu's and sim's compute")
     for word in ("Backends:", f"Selected device: {expect}:0", "Topology:", "MPI:", "Configuration:",
                  "HCRT_TIMEOUT=42", mpi["library"].splitlines()[0]):
         check(word in p.stdout, f"plain output lacks '{word}'")

@@ -1,11 +1,13 @@
 /*
- * tools/hcrt-bench/main.c - hcrt-bench: collective benchmarks (coll.c) and, as `hcrt-bench ckpt`, the
- * checkpoint benchmark (ckpt.c, built when present).
+ * tools/hcrt-bench/main.c - hcrt-bench: collective benchmarks (coll.c), as `hcrt-bench ckpt` the
+ * checkpoint benchmark (ckpt.c, built when present), and as `hcrt-bench gemm` the compute extension's gemm
+ * beside OpenBLAS (gemm.c).
  */
 #include <stdio.h>
 #include <string.h>
 
 int hcrt_bench_coll_main(int argc, char **argv);
+int hcrt_bench_gemm_main(int argc, char **argv);
 #ifdef HCRT_BENCH_HAVE_CKPT
 int hcrt_bench_ckpt_main(int argc, char **argv);
 #endif
@@ -20,5 +22,7 @@ int main(int argc, char **argv)
         return 1;
 #endif
     }
+    if (argc > 1 && strcmp(argv[1], "gemm") == 0)
+        return hcrt_bench_gemm_main(argc - 1, argv + 1);
     return hcrt_bench_coll_main(argc, argv);
 }

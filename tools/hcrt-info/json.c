@@ -67,6 +67,9 @@ static json_t *report_json(const info_report_t *r)
         put(o, "status", json_string(info_status_word(ib->info.status)));
         put(o, "reason", str_or_empty(ib->info.reason));
         put(o, "path", str_or_empty(ib->info.path));
+        /* the compute extension (hcrt/compute.h); compute_detail says why not */
+        put(o, "compute", json_boolean(ib->info.compute));
+        put(o, "compute_detail", str_or_empty(ib->info.compute_detail));
         json_t *devs = json_array();
         for (int i = 0; i < ib->info.device_count; i++)
             json_array_append_new(devs, device_json(&ib->devices[i]));

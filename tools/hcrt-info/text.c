@@ -50,6 +50,11 @@ int info_print_text(const info_report_t *r)
         printf("  %-8s %-12s %s\n", ib->info.name, info_status_word(ib->info.status), ib->info.path);
         if (ib->info.reason && ib->info.reason[0])
             printf("      reason: %s\n", ib->info.reason);
+        if (ib->info.status == HCRT_BACKEND_LOADED && ib->info.compute)
+            printf("      compute: yes (gemm f32/f16/bf16, bias add, ReLU, softmax cross-entropy, column sums, "
+                   "SGD/AdamW, casts)\n");
+        else if (ib->info.status == HCRT_BACKEND_LOADED)
+            printf("      compute: no (%s)\n", ib->info.compute_detail);
         for (int i = 0; i < ib->info.device_count; i++)
             print_device(&ib->devices[i]);
     }

@@ -3,8 +3,9 @@
 # second run takes a moment. Debian packages through apt-get, Python packages through pip.
 set -eu
 
+# libopenblas0: only `hcrt-bench gemm` uses it (opened at run time), to compare hcrt's gemm with OpenBLAS.
 pkgs="gcc make meson ninja-build pkg-config libopenmpi-dev openmpi-bin libhwloc-dev hwloc libjansson-dev
-      libxxhash-dev clang libclang-rt-14-dev hipcc libamdhip64-dev python3"
+      libxxhash-dev clang libclang-rt-14-dev hipcc libamdhip64-dev python3 libopenblas0"
 
 missing=""
 for p in $pkgs; do

@@ -12,6 +12,8 @@
  *   failinit  init() fails with HCRT_ERR_BACKEND
  *   nodev     init() reports HCRT_ERR_NO_DEVICE with a vendor-style reason
  *   undef     references a symbol that does not exist, so dlopen itself fails
+ *   badcompute  a valid table whose compute extension lacks an op: the plugin loads, its compute is
+ *             ignored with a warning
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,7 @@
 #define MODE_FAILINIT 6
 #define MODE_NODEV 7
 #define MODE_UNDEF 8
+#define MODE_BADCOMPUTE 9
 
 #ifndef FAKE_MODE
 #error "FAKE_MODE must be set"
@@ -232,9 +235,26 @@ static hcrt_status_t fake_scale(void *state, int dev, void *p, size_t n, hcrt_dt
 #define TABLE_SYMBOL hcrt_backend_v1
 #endif
 
+#if FAKE_MODE == MODE_BADCOMPUTE
+/* Every op but the last (cast) missing would be as wrong; one NULL op is enough to make it unusable. */
+static hcrt_status_t fake_relu(void *state, int dev, float *y, const float *x, size_t n, hcrt_backend_stream_t *s)
+{
+    (void)state, (void)dev, (void)y, (void)x, (void)n, (void)s;
+    return HCRT_ERR_NOT_SUPPORTED;
+}
+static const hcrt_backend_compute_v1_t fake_compute = {
+    .struct_size = sizeof(hcrt_backend_compute_v1_t),
+    .version = HCRT_BACKEND_COMPUTE_VERSION,
+    .relu = fake_relu,
+};
+#endif
+
 HCRT_BACKEND_EXPORT const hcrt_backend_v1_t TABLE_SYMBOL = {
 #if FAKE_MODE == MODE_SHORT
     .struct_size = offsetof(hcrt_backend_v1_t, mem_alloc),
+#elif FAKE_MODE == MODE_BADCOMPUTE
+    .struct_size = sizeof(hcrt_backend_v1_t),
+    .compute = &fake_compute,
 #else
     .struct_size = offsetof(hcrt_backend_v1_t, coll_unique_id_size), /* no optional ops */
 #endif
