@@ -536,7 +536,16 @@ static void test_sim_speed(void)
     hcrt_device_props_t pr = {.struct_size = sizeof(pr)};
     CHECK_OK(slow, hcrt_device_get_props(ds, &pr));
     CHECK(pr.speed == 0.25);
-    const float tf = time_reduce(fast, df), ts = time_reduce(slow, ds);
+    /* The slow device stretches each op to 4x its own duration, whatever the load; what a loaded
+     * machine can do is deschedule the fast device's runs. So the two take turns, five rounds of each
+     * (of three reductions), and the fastest run of each is compared: a burst of load then hits both
+     * sides, and one quiet moment in five rounds gives the fast side its true time. */
+    float tf = -1, ts = -1;
+    for (int round = 0; round < 5; round++) {
+        const float f = time_reduce(fast, df), sl = time_reduce(slow, ds);
+        tf = tf < 0 || f < tf ? f : tf;
+        ts = ts < 0 || sl < ts ? sl : ts;
+    }
     fprintf(stderr, "sim reduce of 16 MiB: %.3f ms at speed 1, %.3f ms at speed 0.25\n", (double)tf, (double)ts);
     CHECK_MSG(tf > 0 && ts > 1.5f * tf, "speed 0.25 took %g ms, speed 1 took %g ms", (double)ts, (double)tf);
     CHECK_OK(NULL, hcrt_finalize(fast));
