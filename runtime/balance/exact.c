@@ -1,0 +1,336 @@
+/*
+ * runtime/balance/exact.c - hcrt/exact.h: exact gradient sums over micro-batches and ranks.
+ *
+ * The digit words of all tensors live in one host array, word-major per tensor, followed by three
+ * trailer words (this rank's samples, micro-batches added, and whether it added a value outside the
+ * window), so one int64 SUM allreduce carries everything a step needs to agree on: the sums, the global
+ * count and the error state. Device tensors pass through a persistent staging chunk small enough to stay
+ * in the core's cache between the copy and the accumulation (kernels/exact_kernels.c).
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collectives/coll.h"
+#include "hcrt/exact.h"
+#include "kernels/exact_kernels.h"
+#include "runtime/trace.h"
+
+#define EXACT_SUBSYS "exact"
+/* Elements per staging chunk: 256 KiB of f32, with their digit words within a 2 MiB L2. */
+#define STAGE_ELEMS ((size_t)65536)
+#define TRAILER 3
+/* The most ranks whose normalised words may be summed (lower digits below 2^47 each). */
+#define MAX_RANKS 32768
+#define NAME_LEN 255
+
+typedef struct exact_tensor {
+    char name[NAME_LEN + 1];
+    hcrt_buffer_t buf;
+    bool host;     /* the buffer is host memory: folded in and written in place, no staging */
+    size_t offset; /* its first digit word: words + offset, digit j of element i at + j * count + i */
+} exact_tensor_t;
+
+struct hcrt_exact {
+    hcrt_comm_t *comm;
+    hcrt_context_t *ctx;
+    hcrt__exact_window_t w;
+    exact_tensor_t *t;
+    size_t n;
+    size_t elems;      /* elements of all tensors */
+    size_t nwords;     /* K * elems + TRAILER */
+    int64_t *words;
+    float *stage;      /* STAGE_ELEMS floats, pinned by stage_dev when it is not NULL */
+    hcrt_device_t *stage_dev;
+    int64_t adds;      /* micro-batches added since the last allreduce */
+    int64_t since_norm;
+    bool bad;          /* this rank added a value outside the window */
+    char bad_msg[512];
+};
+
+void hcrt_exact_params_init(hcrt_exact_params_t *params)
+{
+    if (params == NULL)
+        return;
+    memset(params, 0, sizeof(*params));
+    params->struct_size = sizeof(*params);
+    params->lsb_exponent = -64;
+    params->top_exponent = 32;
+}
+
+static void reset(hcrt_exact_t *a)
+{
+    memset(a->words, 0, a->nwords * sizeof(*a->words));
+    a->adds = 0;
+    a->since_norm = 0;
+    a->bad = false;
+    a->bad_msg[0] = '\0';
+}
+
+/* Checks the tensors and names of hcrt_exact_create, naming the first bad one. */
+static hcrt_status_t check_tensors(hcrt_context_t *ctx, const hcrt_buffer_t *bufs, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *why = bufs[i].ptr == NULL          ? "has a NULL ptr"
+                          : bufs[i].count == 0         ? "has a count of 0"
+                          : bufs[i].dtype != HCRT_F32 ? "is not HCRT_F32 (exact mode sums f32 gradients)"
+                          : bufs[i].count > (SIZE_MAX / 8 - TRAILER) / HCRT__EXACT_WORDS_MAX
+                              ? "is too large"
+                          : bufs[i].device != NULL && bufs[i].device->ctx != ctx
+                              ? "has a device of another context than the communicator"
+                              : NULL;
+        if (why != NULL)
+            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_exact_create: argument 'bufs[%zu]' %s", i, why);
+        if (names != NULL && (names[i] == NULL || strlen(names[i]) > NAME_LEN))
+            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_exact_create: argument 'names[%zu]' is %s", i,
+                               names[i] == NULL ? "NULL" : "longer than 255 bytes");
+    }
+    return HCRT_OK;
+}
+
+/* Every rank must use the same window and tensor sizes: compare max and -min over ranks. */
+static hcrt_status_t check_same(hcrt_exact_t *a)
+{
+    uint64_t sizes = 1469598103934665603ull; /* FNV-1a over the element counts */
+    for (size_t i = 0; i < a->n; i++)
+        sizes = (sizes ^ a->t[i].buf.count) * 1099511628211ull;
+    int64_t v[8] = {a->w.lsb, a->w.top, (int64_t)a->n, (int64_t)(sizes >> 1)};
+    for (int i = 0; i < 4; i++)
+        v[4 + i] = -v[i];
+    HCRT_CHECK(hcrt_comm_allreduce(a->comm, HCRT_IN_PLACE, v, 8, HCRT_I64, HCRT_OP_MAX, NULL));
+    static const char *const what[] = {"params->lsb_exponent", "params->top_exponent", "n", "bufs[].count"};
+    for (int i = 0; i < 4; i++)
+        if (v[i] != -v[4 + i])
+            return hcrt__error(a->ctx, HCRT_ERR_MISMATCH, "hcrt_exact_create: the ranks passed different %s "
+                               "(every rank must register the same tensors and window)", what[i]);
+    return HCRT_OK;
+}
+
+hcrt_status_t hcrt_exact_create(hcrt_comm_t *comm, const hcrt_buffer_t *bufs, const char *const *names, size_t n,
+                                const hcrt_exact_params_t *params, hcrt_exact_t **out)
+{
+    hcrt_status_t st;
+    HCRT_CHECK_ARG(NULL, comm != NULL, "comm", "is NULL");
+    hcrt_context_t *ctx = comm->ctx;
+    HCRT_CHECK_ARG(ctx, bufs != NULL, "bufs", "is NULL");
+    HCRT_CHECK_ARG(ctx, n >= 1, "n", "is 0");
+    HCRT_CHECK_ARG(ctx, out != NULL, "acc", "is NULL");
+    hcrt_exact_params_t p;
+    hcrt_exact_params_init(&p);
+    if (params != NULL) {
+        HCRT_CHECK_ARG(ctx, params->struct_size >= offsetof(hcrt_exact_params_t, top_exponent) + sizeof(int) &&
+                                params->struct_size <= 65536,
+                       "params->struct_size", "is out of range (initialise params with hcrt_exact_params_init)");
+        memcpy(&p, params, params->struct_size < sizeof(p) ? params->struct_size : sizeof(p));
+    }
+    hcrt__exact_window_t w;
+    if (!hcrt__exact_window_init(&w, p.lsb_exponent, p.top_exponent))
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_exact_create: argument 'params' gives the window "
+                           "[2^%d, 2^%d); lsb_exponent must be >= %d, top_exponent <= %d, and the window at least "
+                           "24 bits wide", p.lsb_exponent, p.top_exponent, HCRT__EXACT_LSB_MIN, HCRT__EXACT_TOP_MAX);
+    if (comm->size > MAX_RANKS)
+        return hcrt__error(ctx, HCRT_ERR_NOT_SUPPORTED, "hcrt_exact_create: %d ranks; exact mode sums at most %d",
+                           comm->size, MAX_RANKS);
+    HCRT_CHECK(check_tensors(ctx, bufs, names, n));
+
+    hcrt_exact_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return hcrt__error(ctx, HCRT_ERR_NO_MEMORY, "hcrt_exact_create: out of memory");
+    a->comm = comm;
+    a->ctx = ctx;
+    a->w = w;
+    a->n = n;
+    a->t = calloc(n, sizeof(*a->t));
+    if (a->t == NULL) {
+        st = hcrt__error(ctx, HCRT_ERR_NO_MEMORY, "hcrt_exact_create: out of memory");
+        goto err;
+    }
+    for (size_t i = 0; i < n; i++) {
+        exact_tensor_t *t = &a->t[i];
+        if (names != NULL)
+            snprintf(t->name, sizeof(t->name), "%s", names[i]);
+        else
+            snprintf(t->name, sizeof(t->name), "tensor %zu", i);
+        t->buf = bufs[i];
+        t->host = t->buf.device == NULL || hcrt__device_is_host(t->buf.device);
+        t->offset = (size_t)w.words * a->elems;
+        if (a->elems > (SIZE_MAX / 8 - TRAILER) / HCRT__EXACT_WORDS_MAX - t->buf.count) {
+            st = hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_exact_create: argument 'bufs' holds too many elements");
+            goto err;
+        }
+        a->elems += t->buf.count;
+        if (!t->host && a->stage_dev == NULL)
+            a->stage_dev = t->buf.device;
+    }
+    a->nwords = (size_t)w.words * a->elems + TRAILER;
+    a->words = calloc(a->nwords, sizeof(*a->words));
+    if (a->words == NULL) {
+        st = hcrt__error(ctx, HCRT_ERR_NO_MEMORY, "hcrt_exact_create: out of memory for %zu accumulator words "
+                         "(%zu MiB)", a->nwords, a->nwords * 8 >> 20);
+        goto err;
+    }
+    if (a->stage_dev != NULL) {
+        void *stage = NULL;
+        st = hcrt_mem_alloc_host(a->stage_dev, STAGE_ELEMS * sizeof(float), &stage);
+        if (st != HCRT_OK)
+            goto err;
+        a->stage = stage;
+    }
+    HCRT_CHECK_GOTO(check_same(a), st, err);
+    HCRT_DEBUG(EXACT_SUBSYS, "exact accumulator: %zu tensors, %zu elements, window [2^%d, 2^%d), %d words",
+               a->n, a->elems, w.lsb, w.top, w.words);
+    *out = a;
+    return HCRT_OK;
+err:
+    hcrt_exact_destroy(a);
+    return st;
+}
+
+hcrt_status_t hcrt_exact_destroy(hcrt_exact_t *a)
+{
+    if (a == NULL)
+        return HCRT_OK;
+    if (a->stage != NULL)
+        hcrt_mem_free_host(a->stage_dev, a->stage);
+    free(a->words);
+    free(a->t);
+    free(a);
+    return HCRT_OK;
+}
+
+/* Folds n values at x (host memory) into elements [first, first + n) of tensor t. */
+static void fold(hcrt_exact_t *a, const exact_tensor_t *t, size_t first, const float *x, size_t n)
+{
+    size_t bad = hcrt__exact_add_f32(a->words + t->offset + first, t->buf.count, x, n, &a->w);
+    if (bad < n && !a->bad) {
+        a->bad = true;
+        snprintf(a->bad_msg, sizeof(a->bad_msg), "tensor '%s' element %zu of micro-batch %lld is %.9g (|x| < 2^%d "
+                 "required, finite)", t->name, first + bad, (long long)a->adds + 1, (double)x[bad], a->w.top);
+        HCRT_ERROR(EXACT_SUBSYS, "value outside the exact window: %s", a->bad_msg);
+    }
+}
+
+hcrt_status_t hcrt_exact_add(hcrt_exact_t *a)
+{
+    HCRT_CHECK_ARG(NULL, a != NULL, "acc", "is NULL");
+    for (size_t i = 0; i < a->n; i++) {
+        const exact_tensor_t *t = &a->t[i];
+        if (t->host) {
+            fold(a, t, 0, t->buf.ptr, t->buf.count);
+            continue;
+        }
+        for (size_t off = 0; off < t->buf.count; off += STAGE_ELEMS) {
+            size_t m = t->buf.count - off < STAGE_ELEMS ? t->buf.count - off : STAGE_ELEMS;
+            hcrt_status_t st = hcrt_memcpy(a->stage_dev, a->stage, t->buf.device,
+                                           (const float *)t->buf.ptr + off, m * sizeof(float));
+            if (st != HCRT_OK)
+                return hcrt__error(a->ctx, st, "hcrt_exact_add: copying tensor '%s' from its %s device failed: %s",
+                                   t->name, hcrt_device_backend(t->buf.device), hcrt_last_error(a->ctx));
+            fold(a, t, off, a->stage, m);
+        }
+    }
+    a->adds++;
+    if (++a->since_norm >= HCRT__EXACT_NORMALIZE_EVERY) {
+        for (size_t i = 0; i < a->n; i++)
+            hcrt__exact_normalize(a->words + a->t[i].offset, a->t[i].buf.count, a->t[i].buf.count, &a->w);
+        a->since_norm = 0;
+    }
+    return HCRT_OK;
+}
+
+/* Every rank learns which rank first added a bad value and what it was, and fails alike. */
+static hcrt_status_t report_bad(hcrt_exact_t *a)
+{
+    int64_t who = a->bad ? a->comm->rank : INT64_MAX;
+    char msg[sizeof(a->bad_msg)];
+    HCRT_CHECK(hcrt_comm_allreduce(a->comm, HCRT_IN_PLACE, &who, 1, HCRT_I64, HCRT_OP_MIN, NULL));
+    memcpy(msg, a->bad_msg, sizeof(msg));
+    HCRT_CHECK(hcrt_comm_broadcast(a->comm, msg, sizeof(msg), HCRT_U8, (int)who, NULL));
+    msg[sizeof(msg) - 1] = '\0';
+    return hcrt__error(a->ctx, HCRT_ERR_INVALID_ARG, "hcrt_exact_allreduce: rank %lld added a value outside the "
+                       "exact window [2^%d, 2^%d): %s", (long long)who, a->w.lsb, a->w.top, msg);
+}
+
+/* Writes tensor t's exact values, divided by divisor, rounded to f32. */
+static hcrt_status_t write_out(hcrt_exact_t *a, const exact_tensor_t *t, int64_t divisor)
+{
+    const int64_t *words = a->words + t->offset;
+    if (t->host) {
+        hcrt__exact_to_f32(t->buf.ptr, words, t->buf.count, t->buf.count, &a->w, divisor);
+        return HCRT_OK;
+    }
+    for (size_t off = 0; off < t->buf.count; off += STAGE_ELEMS) {
+        size_t m = t->buf.count - off < STAGE_ELEMS ? t->buf.count - off : STAGE_ELEMS;
+        hcrt__exact_to_f32(a->stage, words + off, t->buf.count, m, &a->w, divisor);
+        hcrt_status_t st = hcrt_memcpy(t->buf.device, (float *)t->buf.ptr + off, a->stage_dev, a->stage,
+                                       m * sizeof(float));
+        if (st != HCRT_OK)
+            return hcrt__error(a->ctx, st, "hcrt_exact_allreduce: copying tensor '%s' to its %s device failed: %s",
+                               t->name, hcrt_device_backend(t->buf.device), hcrt_last_error(a->ctx));
+    }
+    return HCRT_OK;
+}
+
+hcrt_status_t hcrt_exact_allreduce(hcrt_exact_t *a, int64_t local_samples, int64_t *global_samples, unsigned flags)
+{
+    HCRT_CHECK_ARG(NULL, a != NULL, "acc", "is NULL");
+    HCRT_CHECK_ARG(a->ctx, local_samples >= 0, "local_samples", "is negative");
+    if (flags & ~HCRT_EXACT_MEAN)
+        return hcrt__error(a->ctx, HCRT_ERR_INVALID_ARG, "hcrt_exact_allreduce: argument 'flags' has unknown bits "
+                           "0x%x", flags & ~HCRT_EXACT_MEAN);
+    double t0 = hcrt__trace_on(a->ctx) ? hcrt__trace_clock() : 0;
+    hcrt_status_t st;
+    for (size_t i = 0; i < a->n; i++)
+        hcrt__exact_normalize(a->words + a->t[i].offset, a->t[i].buf.count, a->t[i].buf.count, &a->w);
+    int64_t *trailer = a->words + a->nwords - TRAILER;
+    trailer[0] = local_samples;
+    trailer[1] = a->adds;
+    trailer[2] = a->bad;
+    int64_t local_adds = a->adds;
+    HCRT_CHECK_GOTO(hcrt_comm_allreduce(a->comm, HCRT_IN_PLACE, a->words, a->nwords, HCRT_I64, HCRT_OP_SUM, NULL),
+                    st, out);
+    int64_t samples = trailer[0], adds = trailer[1];
+    if (trailer[2] != 0) {
+        st = report_bad(a);
+        goto out;
+    }
+    if ((uint64_t)adds > hcrt__exact_max_adds(&a->w)) {
+        st = hcrt__error(a->ctx, HCRT_ERR_INVALID_ARG, "hcrt_exact_allreduce: %lld micro-batches were added over all "
+                         "ranks; the window [2^%d, 2^%d) holds at most %llu per reduction (narrow it, or reduce more "
+                         "often)", (long long)adds, a->w.lsb, a->w.top,
+                         (unsigned long long)hcrt__exact_max_adds(&a->w));
+        goto out;
+    }
+    int64_t divisor = (flags & HCRT_EXACT_MEAN) && samples > 0 ? samples : 1;
+    for (size_t i = 0; i < a->n; i++)
+        HCRT_CHECK_GOTO(write_out(a, &a->t[i], divisor), st, out);
+    if (global_samples != NULL)
+        *global_samples = samples;
+    if (t0 != 0)
+        hcrt__trace_event(a->ctx, HCRT__LANE_BALANCE, 'X', "exact allreduce", "exact", t0, hcrt__trace_clock() - t0,
+                          "\"elements\":%zu,\"words\":%d,\"bytes\":%zu,\"micro_batches\":%lld,"
+                          "\"micro_batches_all_ranks\":%lld,\"samples\":%lld", a->elems, a->w.words,
+                          a->nwords * sizeof(int64_t), (long long)local_adds, (long long)adds, (long long)samples);
+    st = HCRT_OK;
+out:
+    reset(a);
+    return st;
+}
+
+hcrt_status_t hcrt_exact_reset(hcrt_exact_t *a)
+{
+    HCRT_CHECK_ARG(NULL, a != NULL, "acc", "is NULL");
+    reset(a);
+    return HCRT_OK;
+}
+
+hcrt_status_t hcrt_exact_info(const hcrt_exact_t *a, int *words, int64_t *max_adds)
+{
+    HCRT_CHECK_ARG(NULL, a != NULL, "acc", "is NULL");
+    if (words != NULL)
+        *words = a->w.words;
+    if (max_adds != NULL)
+        *max_adds = (int64_t)hcrt__exact_max_adds(&a->w);
+    return HCRT_OK;
+}
