@@ -10,8 +10,8 @@
 #include "collectives/coll.h"
 #include "runtime/trace.h"
 
-void hcrt__coll_trace_begin(struct hcrt_comm *comm, const hcrt__args_t *a, const char *name, size_t bytes,
-                            double start, hcrt__coll_trace_t *t)
+void hcrt__coll_trace_begin(struct hcrt_comm *comm, const hcrt__args_t *a, const char *name, size_t bytes, double start,
+                            hcrt__coll_trace_t *t)
 {
     t->name = name;
     t->algo = hcrt__algo_label(comm, a);
@@ -27,14 +27,15 @@ void hcrt__coll_trace_begin(struct hcrt_comm *comm, const hcrt__args_t *a, const
 
 void hcrt__coll_trace_end(struct hcrt_comm *comm, const hcrt__coll_trace_t *t, hcrt_status_t status)
 {
-    bool reduces = t->coll == HCRT__COLL_ALLREDUCE || t->coll == HCRT__COLL_REDUCE ||
-                   t->coll == HCRT__COLL_REDUCE_SCATTER;
+    bool reduces =
+        t->coll == HCRT__COLL_ALLREDUCE || t->coll == HCRT__COLL_REDUCE || t->coll == HCRT__COLL_REDUCE_SCATTER;
     char op[40] = "";
     if (reduces)
         snprintf(op, sizeof(op), ",\"op\":\"%s\"", hcrt_op_name(t->op) ? hcrt_op_name(t->op) : "?");
     hcrt__trace_event(comm->ctx, HCRT__LANE_COLL, 'X', t->name, "coll", t->start, hcrt__trace_clock() - t->start,
                       "\"seq\":%llu,\"bytes\":%zu,\"algorithm\":\"%s\",\"dtype\":\"%s\"%s,\"buffers\":\"%s\","
-                      "\"ranks\":%d,\"blocking\":%s,\"status\":\"%s\"", (unsigned long long)t->seq, t->bytes, t->algo,
+                      "\"ranks\":%d,\"blocking\":%s,\"status\":\"%s\"",
+                      (unsigned long long)t->seq, t->bytes, t->algo,
                       hcrt_dtype_name(t->dtype) ? hcrt_dtype_name(t->dtype) : "?", op, t->backend, comm->size,
                       t->blocking ? "true" : "false", hcrt_status_name(status));
 }

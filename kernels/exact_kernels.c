@@ -24,8 +24,8 @@
 #define EK_CLONES
 #endif
 
-#define DIGIT HCRT__EXACT_DIGIT_BITS
-#define DIGIT_ONE ((int64_t)1 << DIGIT)
+#define DIGIT      HCRT__EXACT_DIGIT_BITS
+#define DIGIT_ONE  ((int64_t)1 << DIGIT)
 #define DIGIT_HALF ((int64_t)1 << (DIGIT - 1))
 
 static inline int64_t dbits(double d)
@@ -57,7 +57,10 @@ bool hcrt__exact_window_init(hcrt__exact_window_t *w, int lsb, int top)
 }
 
 /* Bits of the top digit of one value: |x| / 2^(lsb + 48 (K-1)) < 2^t, with 0 < t <= 48. */
-static int top_bits(const hcrt__exact_window_t *w) { return w->top - (w->lsb + DIGIT * (w->words - 1)); }
+static int top_bits(const hcrt__exact_window_t *w)
+{
+    return w->top - (w->lsb + DIGIT * (w->words - 1));
+}
 
 uint64_t hcrt__exact_max_adds(const hcrt__exact_window_t *w)
 {
@@ -80,20 +83,20 @@ static void magic(const hcrt__exact_window_t *w, double *c, int64_t *cb)
  * p[j][i]. The word arrays never overlap each other or x (the caller's layout), which the restrict
  * pointers state. bad collects |x| >= 2^top (and NaN: a comparison with NaN is false).
  */
-#define EK_ADD_LOOP(K)                                                                                     \
-    for (size_t i = 0; i < n; i++) {                                                                       \
-        double v = (double)x[i];                                                                           \
-        bad |= !(fabs(v) < limit);                                                                         \
-        for (int j = (K) - 1; j > 0; j--) {                                                                \
-            double t = v + c[j];                                                                           \
-            p[j][i] += dbits(t) - cb[j];                                                                   \
-            v = v - (t - c[j]);                                                                            \
-        }                                                                                                  \
-        p[0][i] += dbits(v + c[0]) - cb[0];                                                                \
+#define EK_ADD_LOOP(K)                                                                                                 \
+    for (size_t i = 0; i < n; i++) {                                                                                   \
+        double v = (double)x[i];                                                                                       \
+        bad |= !(fabs(v) < limit);                                                                                     \
+        for (int j = (K)-1; j > 0; j--) {                                                                              \
+            double t = v + c[j];                                                                                       \
+            p[j][i] += dbits(t) - cb[j];                                                                               \
+            v = v - (t - c[j]);                                                                                        \
+        }                                                                                                              \
+        p[0][i] += dbits(v + c[0]) - cb[0];                                                                            \
     }
 
-EK_CLONES static int add_1(int64_t *restrict w0, const float *restrict x, size_t n, const double *c,
-                           const int64_t *cb, double limit)
+EK_CLONES static int add_1(int64_t *restrict w0, const float *restrict x, size_t n, const double *c, const int64_t *cb,
+                           double limit)
 {
     int bad = 0;
     int64_t *p[1] = {w0};
@@ -118,8 +121,8 @@ EK_CLONES static int add_2(int64_t *restrict w0, int64_t *restrict w1, const flo
     return bad;
 }
 
-EK_CLONES static int add_3(int64_t *restrict w0, int64_t *restrict w1, int64_t *restrict w2,
-                           const float *restrict x, size_t n, const double *c, const int64_t *cb, double limit)
+EK_CLONES static int add_3(int64_t *restrict w0, int64_t *restrict w1, int64_t *restrict w2, const float *restrict x,
+                           size_t n, const double *c, const int64_t *cb, double limit)
 {
     int bad = 0;
     const double c0 = c[0], c1 = c[1], c2 = c[2];
@@ -288,8 +291,7 @@ void hcrt__exact_to_f32(float *out, const int64_t *words, size_t stride, size_t 
                         int64_t divisor)
 {
     int64_t d[HCRT__EXACT_WORDS_MAX];
-    if (w->words == 2 &&
-        !to_f32_2(out, words, words + stride, n, ldexp(1.0, w->lsb), (double)divisor))
+    if (w->words == 2 && !to_f32_2(out, words, words + stride, n, ldexp(1.0, w->lsb), (double)divisor))
         return;
     for (size_t i = 0; i < n; i++) {
         for (int j = 0; j < w->words; j++)

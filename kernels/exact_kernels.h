@@ -27,8 +27,8 @@
 #define HCRT__EXACT_DIGIT_BITS 48
 /* Bounds of the window's exponents: results stay normal f32 numbers, sums of at most max_adds values
  * below 2^top stay finite f32 numbers. */
-#define HCRT__EXACT_LSB_MIN (-126)
-#define HCRT__EXACT_TOP_MAX 100
+#define HCRT__EXACT_LSB_MIN   (-126)
+#define HCRT__EXACT_TOP_MAX   100
 #define HCRT__EXACT_WORDS_MAX 5
 /* Additions a word takes between normalisations (half its headroom). */
 #define HCRT__EXACT_NORMALIZE_EVERY 8192

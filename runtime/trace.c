@@ -34,8 +34,8 @@ struct hcrt__trace {
     int rank;
 };
 
-static const char *const lane_names[HCRT__LANE_COUNT] = {
-    "", "application", "collectives", "checkpoint", "checkpoint writer", "balancer"};
+static const char *const lane_names[HCRT__LANE_COUNT] = {"",           "application",       "collectives",
+                                                         "checkpoint", "checkpoint writer", "balancer"};
 
 double hcrt__trace_clock(void)
 {
@@ -94,11 +94,15 @@ void hcrt__trace_event_json(const hcrt_context_t *ctx, int lane, char ph, const 
     for (int pass = 0; pass < 2; pass++) {
         int n;
         if (ph == 'X')
-            n = snprintf(buf, cap, "{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,\"pid\":%d,"
-                         "\"tid\":%d%s%s},\n", en, ec, ts, dur * 1e6, t->rank, lane, args_key, args);
+            n = snprintf(buf, cap,
+                         "{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,\"pid\":%d,"
+                         "\"tid\":%d%s%s},\n",
+                         en, ec, ts, dur * 1e6, t->rank, lane, args_key, args);
         else
-            n = snprintf(buf, cap, "{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"i\",\"s\":\"t\",\"ts\":%.3f,\"pid\":%d,"
-                         "\"tid\":%d%s%s},\n", en, ec, ts, t->rank, lane, args_key, args);
+            n = snprintf(buf, cap,
+                         "{\"name\":\"%s\",\"cat\":\"%s\",\"ph\":\"i\",\"s\":\"t\",\"ts\":%.3f,\"pid\":%d,"
+                         "\"tid\":%d%s%s},\n",
+                         en, ec, ts, t->rank, lane, args_key, args);
         if (n < 0)
             break;
         if ((size_t)n < cap) {
@@ -160,11 +164,14 @@ static void write_metadata(const hcrt_context_t *ctx, const struct hcrt__trace *
     int n = snprintf(line, sizeof(line),
                      "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":0,\"args\":{\"name\":\"rank %d "
                      "(%s, %s)\"}},\n{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":%d,\"tid\":0,\"args\":"
-                     "{\"sort_index\":%d}},\n", t->rank, t->rank, host, dev, t->rank, t->rank);
+                     "{\"sort_index\":%d}},\n",
+                     t->rank, t->rank, host, dev, t->rank, t->rank);
     append(t, line, (size_t)n);
     for (int lane = 1; lane < HCRT__LANE_COUNT; lane++) {
-        n = snprintf(line, sizeof(line), "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":"
-                     "{\"name\":\"%s\"}},\n", t->rank, lane, lane_names[lane]);
+        n = snprintf(line, sizeof(line),
+                     "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":"
+                     "{\"name\":\"%s\"}},\n",
+                     t->rank, lane, lane_names[lane]);
         append(t, line, (size_t)n);
     }
 }
@@ -182,8 +189,10 @@ hcrt_status_t hcrt__trace_init(hcrt_context_t *ctx)
         if (MPI_Bcast(&hdr, (int)sizeof(hdr), MPI_BYTE, 0, ctx->world) != MPI_SUCCESS)
             return hcrt__error(NULL, HCRT_ERR_MPI, "hcrt_init: broadcasting HCRT_TRACE failed");
         if (hdr.len > TRACE_PATH_MAX)
-            return hcrt__error(NULL, HCRT_ERR_CONFIG, "hcrt_init: HCRT_TRACE of rank 0 is %lld bytes long; at most "
-                               "%d are accepted", (long long)hdr.len, TRACE_PATH_MAX);
+            return hcrt__error(NULL, HCRT_ERR_CONFIG,
+                               "hcrt_init: HCRT_TRACE of rank 0 is %lld bytes long; at most "
+                               "%d are accepted",
+                               (long long)hdr.len, TRACE_PATH_MAX);
         if (hdr.len == 0)
             return HCRT_OK;
         path = calloc(1, (size_t)hdr.len + 1);
@@ -199,8 +208,10 @@ hcrt_status_t hcrt__trace_init(hcrt_context_t *ctx)
             HCRT_WARN(TRACE_SUBSYS, "HCRT_TRACE='%s' differs from rank 0's '%s'; rank 0's is used", mine, path);
     } else {
         if (hdr.len > TRACE_PATH_MAX)
-            return hcrt__error(NULL, HCRT_ERR_CONFIG, "hcrt_init: HCRT_TRACE is %lld bytes long; at most %d are "
-                               "accepted", (long long)hdr.len, TRACE_PATH_MAX);
+            return hcrt__error(NULL, HCRT_ERR_CONFIG,
+                               "hcrt_init: HCRT_TRACE is %lld bytes long; at most %d are "
+                               "accepted",
+                               (long long)hdr.len, TRACE_PATH_MAX);
         if (hdr.len == 0)
             return HCRT_OK;
         path = strdup(mine);
@@ -219,8 +230,10 @@ hcrt_status_t hcrt__trace_init(hcrt_context_t *ctx)
     snprintf(part, plen, "%s.rank-%d", path, ctx->rank);
     t->fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
     if (t->fd < 0) {
-        hcrt_status_t st = hcrt__error(NULL, HCRT_ERR_IO, "hcrt_init: HCRT_TRACE: cannot create the trace part "
-                                       "'%s' of rank %d: %s", part, ctx->rank, strerror(errno));
+        hcrt_status_t st = hcrt__error(NULL, HCRT_ERR_IO,
+                                       "hcrt_init: HCRT_TRACE: cannot create the trace part "
+                                       "'%s' of rank %d: %s",
+                                       part, ctx->rank, strerror(errno));
         free(t);
         free(part);
         free(path);
@@ -280,8 +293,8 @@ static char *read_part(const struct hcrt__trace *t, size_t *len)
 }
 
 /* Rank 0: writes the merged document through FILE.tmp and a rename. */
-static bool write_merged(const struct hcrt__trace *t, const hcrt_context_t *ctx, const char *all,
-                         const long long *lens, int nparts)
+static bool write_merged(const struct hcrt__trace *t, const hcrt_context_t *ctx, const char *all, const long long *lens,
+                         int nparts)
 {
     size_t tlen = strlen(t->path) + 8;
     char *tmp = malloc(tlen);
@@ -291,7 +304,8 @@ static bool write_merged(const struct hcrt__trace *t, const hcrt_context_t *ctx,
     FILE *f = fopen(tmp, "wb");
     bool ok = f != NULL;
     if (ok) {
-        fprintf(f, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"hcrt_version\":\"%d.%d.%d\",\"world_size\":%d,"
+        fprintf(f,
+                "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"hcrt_version\":\"%d.%d.%d\",\"world_size\":%d,"
                 "\"clock\":\"CLOCK_REALTIME\",\"origin_unix_s\":%.6f},\n\"traceEvents\":[\n",
                 HCRT_API_MAJOR, HCRT_API_MINOR, HCRT_API_PATCH, ctx->size, t->origin);
         bool first = true;
@@ -349,8 +363,10 @@ void hcrt__trace_fini(hcrt_context_t *ctx)
             if (ctx->rank == 0) {
                 for (int r = 0; r < ctx->size; r++) {
                     if (lens[r] < 0 || total + lens[r] > INT_MAX) {
-                        HCRT_ERROR(TRACE_SUBSYS, "the trace part of rank %d is missing or too large to merge; "
-                                   "it stays in %s.rank-%d", r, t->path, r);
+                        HCRT_ERROR(TRACE_SUBSYS,
+                                   "the trace part of rank %d is missing or too large to merge; "
+                                   "it stays in %s.rank-%d",
+                                   r, t->path, r);
                         lens[r] = 0;
                     }
                     counts[r] = (int)lens[r];

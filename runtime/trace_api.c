@@ -15,12 +15,18 @@
 #include "runtime/trace.h"
 
 #define NAME_MAX_ 255
-#define CAT_MAX 63
-#define ARGS_MAX (64 * 1024)
+#define CAT_MAX   63
+#define ARGS_MAX  (64 * 1024)
 
-bool hcrt_trace_enabled(const hcrt_context_t *ctx) { return hcrt__trace_on(ctx); }
+bool hcrt_trace_enabled(const hcrt_context_t *ctx)
+{
+    return hcrt__trace_on(ctx);
+}
 
-double hcrt_trace_clock(void) { return hcrt__trace_clock(); }
+double hcrt_trace_clock(void)
+{
+    return hcrt__trace_clock();
+}
 
 static hcrt_status_t check_common(const hcrt_context_t *ctx, const char *func, const char *name, const char *cat,
                                   const char *args_json)
@@ -29,10 +35,14 @@ static hcrt_status_t check_common(const hcrt_context_t *ctx, const char *func, c
         return hcrt__error(NULL, HCRT_ERR_INVALID_ARG, "%s: argument 'ctx' is NULL", func);
     if (name == NULL || name[0] == '\0' || strlen(name) > NAME_MAX_)
         return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "%s: argument 'name' is %s", func,
-                           name == NULL ? "NULL" : name[0] == '\0' ? "empty" : "longer than 255 bytes");
+                           name == NULL      ? "NULL"
+                           : name[0] == '\0' ? "empty"
+                                             : "longer than 255 bytes");
     if (cat == NULL || cat[0] == '\0' || strlen(cat) > CAT_MAX)
         return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "%s: argument 'category' is %s", func,
-                           cat == NULL ? "NULL" : cat[0] == '\0' ? "empty" : "longer than 63 bytes");
+                           cat == NULL      ? "NULL"
+                           : cat[0] == '\0' ? "empty"
+                                            : "longer than 63 bytes");
     if (args_json != NULL && strlen(args_json) > ARGS_MAX)
         return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "%s: argument 'args_json' is longer than 64 KiB", func);
     return HCRT_OK;

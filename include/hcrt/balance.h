@@ -18,10 +18,9 @@
  * (params.max_micro_batches, or its device's free memory over params.bytes_per_sample); within those
  * bounds each share is within one micro-batch of the proportional value (after the floors, the
  * micro-batches left over go to the ranks that would finish one more soonest, then to the larger
- * fractional share, then to the lower rank: the shortest predicted step among such plans). Rank r runs the contiguous range of
- * global micro-batches after those of ranks 0..r-1, so the data a step sees never depends on the split.
- * Every rank computes the plan from the same allgathered figures with integer arithmetic, so all ranks
- * hold the same plan.
+ * fractional share, then to the lower rank: the shortest predicted step among such plans). Rank r runs the contiguous
+ * range of global micro-batches after those of ranks 0..r-1, so the data a step sees never depends on the split. Every
+ * rank computes the plan from the same allgathered figures with integer arithmetic, so all ranks hold the same plan.
  *
  * Online mode re-plans every `interval` steps from a moving average of each rank's throughput, and adopts
  * the new plan only when it predicts a step time shorter by more than `hysteresis` (a fraction), so that
@@ -160,14 +159,14 @@ HCRT_EXPORT hcrt_status_t hcrt_balancer_rates(const hcrt_balancer_t *bal, double
 
 /* The last decision (initial plan, re-plan, or restore). */
 typedef struct hcrt_balance_decision {
-    size_t struct_size;        /* set by the caller */
-    int64_t step;              /* steps completed when it was taken (0: at creation) */
-    bool changed;              /* whether the plan changed */
+    size_t struct_size; /* set by the caller */
+    int64_t step;       /* steps completed when it was taken (0: at creation) */
+    bool changed;       /* whether the plan changed */
     hcrt_balance_reason_t reason;
-    double predicted_before;   /* seconds per step of the previous plan under the rates then (0: unknown) */
-    double predicted_after;    /* and of the plan adopted (or proposed, when held) */
-    const char *text;          /* one line, e.g. "step 40: shares 16,8,4 -> 15,9,4 (predicted 0.52 s -> 0.47 s)";
-                                * valid until the next call on the balancer */
+    double predicted_before; /* seconds per step of the previous plan under the rates then (0: unknown) */
+    double predicted_after;  /* and of the plan adopted (or proposed, when held) */
+    const char *text;        /* one line, e.g. "step 40: shares 16,8,4 -> 15,9,4 (predicted 0.52 s -> 0.47 s)";
+                              * valid until the next call on the balancer */
 } hcrt_balance_decision_t;
 
 HCRT_EXPORT hcrt_status_t hcrt_balancer_last_decision(const hcrt_balancer_t *bal, hcrt_balance_decision_t *decision);
@@ -198,9 +197,8 @@ HCRT_EXPORT hcrt_status_t hcrt_balancer_set_shares(hcrt_balancer_t *bal, const i
  * buffer with a NULL pointer, an integer dtype, local_samples < 0, unknown flags), the collectives'.
  * A global count of 0 with HCRT_GRADS_MEAN leaves the sums (zeros) unscaled.
  */
-HCRT_EXPORT hcrt_status_t hcrt_comm_allreduce_grads(struct hcrt_comm *comm, const struct hcrt_buffer *bufs,
-                                                    size_t n, int64_t local_samples, int64_t *global_samples,
-                                                    unsigned flags);
+HCRT_EXPORT hcrt_status_t hcrt_comm_allreduce_grads(struct hcrt_comm *comm, const struct hcrt_buffer *bufs, size_t n,
+                                                    int64_t local_samples, int64_t *global_samples, unsigned flags);
 
 #ifdef __cplusplus
 }

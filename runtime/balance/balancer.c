@@ -30,8 +30,8 @@ struct hcrt_balancer {
     double avg;        /* this rank's moving average (samples/s), 0 before any measurement */
     int64_t step_samples;
     double step_seconds;
-    int64_t steps;     /* steps completed */
-    bool static_done;  /* static mode: its one re-plan happened */
+    int64_t steps;    /* steps completed */
+    bool static_done; /* static mode: its one re-plan happened */
     hcrt_balance_decision_t last;
     char *text;
     size_t text_cap;
@@ -58,22 +58,23 @@ void hcrt_balance_params_init(hcrt_balance_params_t *params)
 }
 
 /* Argument checks of hcrt_balancer_create, naming the field. */
-#define CHECK_PARAM(cond, name, why)                                                                          \
-    do {                                                                                                      \
-        if (!(cond))                                                                                          \
-            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_balancer_create: argument 'params->%s' %s",   \
-                               (name), (why));                                                                \
+#define CHECK_PARAM(cond, name, why)                                                                                   \
+    do {                                                                                                               \
+        if (!(cond))                                                                                                   \
+            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_balancer_create: argument 'params->%s' %s", (name),    \
+                               (why));                                                                                 \
     } while (0)
 
 static hcrt_status_t check_params(hcrt_context_t *ctx, const hcrt_balance_params_t *p, int nranks)
 {
     CHECK_PARAM(p->micro_batch_size >= 1, "micro_batch_size", "is below 1");
     if (p->micro_batches < nranks)
-        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_balancer_create: argument 'params->micro_batches' is "
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                           "hcrt_balancer_create: argument 'params->micro_batches' is "
                            "%lld, fewer than the %d ranks (each rank needs at least one micro-batch)",
                            (long long)p->micro_batches, nranks);
-    CHECK_PARAM(p->mode == HCRT_BALANCE_OFF || p->mode == HCRT_BALANCE_STATIC || p->mode == HCRT_BALANCE_ONLINE,
-                "mode", "is not an hcrt_balance_mode_t");
+    CHECK_PARAM(p->mode == HCRT_BALANCE_OFF || p->mode == HCRT_BALANCE_STATIC || p->mode == HCRT_BALANCE_ONLINE, "mode",
+                "is not an hcrt_balance_mode_t");
     CHECK_PARAM(p->interval >= 1, "interval", "is below 1");
     CHECK_PARAM(p->smoothing > 0 && p->smoothing <= 1, "smoothing", "is not in (0, 1]");
     CHECK_PARAM(p->hysteresis >= 0 && p->hysteresis < 1, "hysteresis", "is not in [0, 1)");
@@ -103,9 +104,10 @@ static hcrt_status_t own_cap(hcrt_balancer_t *b, int64_t *cap, double *speed)
         int64_t mem_cap = per_mb ? (int64_t)(props.free_memory / per_mb) : 0;
         if (mem_cap < 1) {
             /* Keep the rank in the plan (one micro-batch) but say why the job will likely fail. */
-            HCRT_WARN(BAL_SUBSYS, "rank %d: %s device has %llu bytes free, less than one micro-batch needs "
-                      "(%llu)", b->rank, props.backend, (unsigned long long)props.free_memory,
-                      (unsigned long long)per_mb);
+            HCRT_WARN(BAL_SUBSYS,
+                      "rank %d: %s device has %llu bytes free, less than one micro-batch needs "
+                      "(%llu)",
+                      b->rank, props.backend, (unsigned long long)props.free_memory, (unsigned long long)per_mb);
             mem_cap = 1;
         }
         if (*cap == 0 || mem_cap < *cap)
@@ -166,11 +168,15 @@ static void decide(hcrt_balancer_t *b, hcrt_balance_reason_t reason, const int64
             for (int r = 0; r < b->n; r++)
                 o += (size_t)snprintf(arr + o, cap - o, "%s%.6g", r ? "," : "", b->rates[r]);
             snprintf(arr + o, cap - o, "]");
-            hcrt__trace_event(b->ctx, HCRT__LANE_BALANCE, 'i', changed ? "rebalance" : "plan kept", "balance",
-                              hcrt__trace_clock(), 0,
+            hcrt__trace_event(b->ctx, HCRT__LANE_BALANCE, 'i',
+                              reason == HCRT_BALANCE_INITIAL ? "initial plan"
+                              : changed                      ? "rebalance"
+                                                             : "plan kept",
+                              "balance", hcrt__trace_clock(), 0,
                               "\"step\":%lld,\"reason\":\"%s\",\"changed\":%s,\"predicted_before_s\":%.6g,"
-                              "\"predicted_after_s\":%.6g,%s", (long long)b->steps, reason_name(reason),
-                              changed ? "true" : "false", t_before, t_after, arr);
+                              "\"predicted_after_s\":%.6g,%s",
+                              (long long)b->steps, reason_name(reason), changed ? "true" : "false", t_before, t_after,
+                              arr);
             free(arr);
         }
     }
@@ -183,8 +189,9 @@ hcrt_status_t hcrt_balancer_create(hcrt_comm_t *comm, const hcrt_balance_params_
     hcrt_context_t *ctx = comm->ctx;
     HCRT_CHECK_ARG(ctx, params != NULL, "params", "is NULL");
     HCRT_CHECK_ARG(ctx, out != NULL, "bal", "is NULL");
-    HCRT_CHECK_ARG(ctx, params->struct_size >= offsetof(hcrt_balance_params_t, mode) + sizeof(params->mode) &&
-                            params->struct_size <= 65536,
+    HCRT_CHECK_ARG(ctx,
+                   params->struct_size >= offsetof(hcrt_balance_params_t, mode) + sizeof(params->mode) &&
+                       params->struct_size <= 65536,
                    "params->struct_size", "is out of range (initialise params with hcrt_balance_params_init)");
     hcrt_balancer_t *b = calloc(1, sizeof(*b));
     if (b == NULL)
@@ -224,8 +231,10 @@ hcrt_status_t hcrt_balancer_create(hcrt_comm_t *comm, const hcrt_balance_params_
                             : all[r].interval != all[0].interval                 ? "interval"
                                                                                  : NULL;
         if (field != NULL) {
-            st = hcrt__error(ctx, HCRT_ERR_MISMATCH, "hcrt_balancer_create: rank %d passed params->%s different "
-                             "from rank 0's (every rank must pass the same)", r, field);
+            st = hcrt__error(ctx, HCRT_ERR_MISMATCH,
+                             "hcrt_balancer_create: rank %d passed params->%s different "
+                             "from rank 0's (every rank must pass the same)",
+                             r, field);
             goto err_free;
         }
     }
@@ -241,9 +250,10 @@ hcrt_status_t hcrt_balancer_create(hcrt_comm_t *comm, const hcrt_balance_params_
         size_t off = 0;
         for (int r = 0; r < b->n && off + 32 < b->text_cap; r++)
             off += (size_t)snprintf(list + off, b->text_cap - off, "%s%lld", r ? "," : "", (long long)b->caps[r]);
-        st = hcrt__error(ctx, HCRT_ERR_DEVICE_OOM, "hcrt_balancer_create: the ranks' memory holds at most %lld of "
-                         "the %lld micro-batches of the global batch (caps per rank: %s)", (long long)held,
-                         (long long)b->p.micro_batches, list);
+        st = hcrt__error(ctx, HCRT_ERR_DEVICE_OOM,
+                         "hcrt_balancer_create: the ranks' memory holds at most %lld of "
+                         "the %lld micro-batches of the global batch (caps per rank: %s)",
+                         (long long)held, (long long)b->p.micro_batches, list);
         goto err_free;
     }
     memset(b->rates, 0, nn * sizeof(*b->rates));
@@ -310,9 +320,8 @@ hcrt_status_t hcrt_balancer_step(hcrt_balancer_t *b, bool *changed)
         return HCRT_OK;
     HCRT_CHECK(hcrt_comm_allgather(b->comm, &b->avg, b->rates, 1, HCRT_F64, NULL));
     double t_before = 0, t_after = 0;
-    hcrt__plan_reason_t reason =
-        hcrt__plan_decide(b->n, b->p.micro_batches, b->p.micro_batch_size, b->rates, b->caps, b->shares,
-                          b->p.hysteresis, b->proposal, &t_before, &t_after);
+    hcrt__plan_reason_t reason = hcrt__plan_decide(b->n, b->p.micro_batches, b->p.micro_batch_size, b->rates, b->caps,
+                                                   b->shares, b->p.hysteresis, b->proposal, &t_before, &t_after);
     if (b->p.mode == HCRT_BALANCE_STATIC && reason != HCRT__PLAN_UNKNOWN)
         b->static_done = true;
     /* The plan in force moves to proposal's buffer; the old one stays readable for the decision. */
@@ -338,8 +347,10 @@ hcrt_status_t hcrt_balancer_shares(const hcrt_balancer_t *b, int64_t *shares, si
     HCRT_CHECK_ARG(NULL, b != NULL, "bal", "is NULL");
     HCRT_CHECK_ARG(b->ctx, shares != NULL, "shares", "is NULL");
     if (n != (size_t)b->n)
-        return hcrt__error(b->ctx, HCRT_ERR_INVALID_ARG, "hcrt_balancer_shares: argument 'n' is %zu, not the %d "
-                           "ranks of the balancer", n, b->n);
+        return hcrt__error(b->ctx, HCRT_ERR_INVALID_ARG,
+                           "hcrt_balancer_shares: argument 'n' is %zu, not the %d "
+                           "ranks of the balancer",
+                           n, b->n);
     memcpy(shares, b->shares, n * sizeof(*shares));
     return HCRT_OK;
 }
@@ -362,8 +373,10 @@ hcrt_status_t hcrt_balancer_rates(const hcrt_balancer_t *b, double *rates, size_
     HCRT_CHECK_ARG(NULL, b != NULL, "bal", "is NULL");
     HCRT_CHECK_ARG(b->ctx, rates != NULL, "rates", "is NULL");
     if (n != (size_t)b->n)
-        return hcrt__error(b->ctx, HCRT_ERR_INVALID_ARG, "hcrt_balancer_rates: argument 'n' is %zu, not the %d "
-                           "ranks of the balancer", n, b->n);
+        return hcrt__error(b->ctx, HCRT_ERR_INVALID_ARG,
+                           "hcrt_balancer_rates: argument 'n' is %zu, not the %d "
+                           "ranks of the balancer",
+                           n, b->n);
     memcpy(rates, b->rates, n * sizeof(*rates));
     return HCRT_OK;
 }
@@ -387,21 +400,25 @@ hcrt_status_t hcrt_balancer_set_shares(hcrt_balancer_t *b, const int64_t *shares
     hcrt_context_t *ctx = b->ctx;
     HCRT_CHECK_ARG(ctx, shares != NULL, "shares", "is NULL");
     if (n != (size_t)b->n)
-        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_balancer_set_shares: argument 'n' is %zu, not the %d "
-                           "ranks of the balancer (a plan of another world size cannot be restored)", n, b->n);
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                           "hcrt_balancer_set_shares: argument 'n' is %zu, not the %d "
+                           "ranks of the balancer (a plan of another world size cannot be restored)",
+                           n, b->n);
     int64_t sum = 0;
     for (int r = 0; r < b->n; r++) {
         int64_t cap = b->caps[r] > 0 ? b->caps[r] : b->p.micro_batches;
         if (shares[r] < 1 || shares[r] > cap)
-            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_balancer_set_shares: argument 'shares[%d]' is %lld, "
-                               "outside [1, %lld] (at least one micro-batch, at most the rank's cap)", r,
-                               (long long)shares[r], (long long)cap);
+            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                               "hcrt_balancer_set_shares: argument 'shares[%d]' is %lld, "
+                               "outside [1, %lld] (at least one micro-batch, at most the rank's cap)",
+                               r, (long long)shares[r], (long long)cap);
         sum += shares[r];
     }
     if (sum != b->p.micro_batches)
-        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_balancer_set_shares: argument 'shares' sums to %lld, not "
-                           "the %lld micro-batches of the global batch", (long long)sum,
-                           (long long)b->p.micro_batches);
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                           "hcrt_balancer_set_shares: argument 'shares' sums to %lld, not "
+                           "the %lld micro-batches of the global batch",
+                           (long long)sum, (long long)b->p.micro_batches);
     /* Every rank must pass the same plan: compare the min and max of each share over ranks. */
     size_t nn = (size_t)b->n;
     int64_t *mm = malloc(2 * nn * sizeof(*mm));
@@ -415,9 +432,10 @@ hcrt_status_t hcrt_balancer_set_shares(hcrt_balancer_t *b, const int64_t *shares
     if (st == HCRT_OK) {
         for (size_t r = 0; r < nn; r++) {
             if (mm[r] != -mm[nn + r]) {
-                st = hcrt__error(ctx, HCRT_ERR_MISMATCH, "hcrt_balancer_set_shares: the ranks passed different "
-                                 "plans (share of rank %zu ranges from %lld to %lld)", r, (long long)-mm[nn + r],
-                                 (long long)mm[r]);
+                st = hcrt__error(ctx, HCRT_ERR_MISMATCH,
+                                 "hcrt_balancer_set_shares: the ranks passed different "
+                                 "plans (share of rank %zu ranges from %lld to %lld)",
+                                 r, (long long)-mm[nn + r], (long long)mm[r]);
                 break;
             }
         }

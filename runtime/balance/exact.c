@@ -20,10 +20,10 @@
 #define EXACT_SUBSYS "exact"
 /* Elements per staging chunk: 256 KiB of f32, with their digit words within a 2 MiB L2. */
 #define STAGE_ELEMS ((size_t)65536)
-#define TRAILER 3
+#define TRAILER     3
 /* The most ranks whose normalised words may be summed (lower digits below 2^47 each). */
 #define MAX_RANKS 32768
-#define NAME_LEN 255
+#define NAME_LEN  255
 
 typedef struct exact_tensor {
     char name[NAME_LEN + 1];
@@ -38,14 +38,15 @@ struct hcrt_exact {
     hcrt__exact_window_t w;
     exact_tensor_t *t;
     size_t n;
-    size_t elems;      /* elements of all tensors */
-    size_t nwords;     /* K * elems + TRAILER */
+    size_t elems;  /* elements of all tensors */
+    size_t nwords; /* K * elems + TRAILER */
     int64_t *words;
-    float *stage;      /* STAGE_ELEMS floats, pinned by stage_dev when it is not NULL */
+    float *stage; /* STAGE_ELEMS floats, pinned by stage_dev when it is not NULL */
     hcrt_device_t *stage_dev;
-    int64_t adds;      /* micro-batches added since the last allreduce */
+    hcrt_device_t *host;
+    int64_t adds; /* micro-batches added since the last allreduce */
     int64_t since_norm;
-    bool bad;          /* this rank added a value outside the window */
+    bool bad; /* this rank added a value outside the window */
     char bad_msg[512];
 };
 
@@ -72,11 +73,10 @@ static void reset(hcrt_exact_t *a)
 static hcrt_status_t check_tensors(hcrt_context_t *ctx, const hcrt_buffer_t *bufs, const char *const *names, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *why = bufs[i].ptr == NULL          ? "has a NULL ptr"
-                          : bufs[i].count == 0         ? "has a count of 0"
+        const char *why = bufs[i].ptr == NULL         ? "has a NULL ptr"
+                          : bufs[i].count == 0        ? "has a count of 0"
                           : bufs[i].dtype != HCRT_F32 ? "is not HCRT_F32 (exact mode sums f32 gradients)"
-                          : bufs[i].count > (SIZE_MAX / 8 - TRAILER) / HCRT__EXACT_WORDS_MAX
-                              ? "is too large"
+                          : bufs[i].count > (SIZE_MAX / 8 - TRAILER) / HCRT__EXACT_WORDS_MAX ? "is too large"
                           : bufs[i].device != NULL && bufs[i].device->ctx != ctx
                               ? "has a device of another context than the communicator"
                               : NULL;
@@ -102,8 +102,10 @@ static hcrt_status_t check_same(hcrt_exact_t *a)
     static const char *const what[] = {"params->lsb_exponent", "params->top_exponent", "n", "bufs[].count"};
     for (int i = 0; i < 4; i++)
         if (v[i] != -v[4 + i])
-            return hcrt__error(a->ctx, HCRT_ERR_MISMATCH, "hcrt_exact_create: the ranks passed different %s "
-                               "(every rank must register the same tensors and window)", what[i]);
+            return hcrt__error(a->ctx, HCRT_ERR_MISMATCH,
+                               "hcrt_exact_create: the ranks passed different %s "
+                               "(every rank must register the same tensors and window)",
+                               what[i]);
     return HCRT_OK;
 }
 
@@ -119,16 +121,19 @@ hcrt_status_t hcrt_exact_create(hcrt_comm_t *comm, const hcrt_buffer_t *bufs, co
     hcrt_exact_params_t p;
     hcrt_exact_params_init(&p);
     if (params != NULL) {
-        HCRT_CHECK_ARG(ctx, params->struct_size >= offsetof(hcrt_exact_params_t, top_exponent) + sizeof(int) &&
-                                params->struct_size <= 65536,
+        HCRT_CHECK_ARG(ctx,
+                       params->struct_size >= offsetof(hcrt_exact_params_t, top_exponent) + sizeof(int) &&
+                           params->struct_size <= 65536,
                        "params->struct_size", "is out of range (initialise params with hcrt_exact_params_init)");
         memcpy(&p, params, params->struct_size < sizeof(p) ? params->struct_size : sizeof(p));
     }
     hcrt__exact_window_t w;
     if (!hcrt__exact_window_init(&w, p.lsb_exponent, p.top_exponent))
-        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_exact_create: argument 'params' gives the window "
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                           "hcrt_exact_create: argument 'params' gives the window "
                            "[2^%d, 2^%d); lsb_exponent must be >= %d, top_exponent <= %d, and the window at least "
-                           "24 bits wide", p.lsb_exponent, p.top_exponent, HCRT__EXACT_LSB_MIN, HCRT__EXACT_TOP_MAX);
+                           "24 bits wide",
+                           p.lsb_exponent, p.top_exponent, HCRT__EXACT_LSB_MIN, HCRT__EXACT_TOP_MAX);
     if (comm->size > MAX_RANKS)
         return hcrt__error(ctx, HCRT_ERR_NOT_SUPPORTED, "hcrt_exact_create: %d ranks; exact mode sums at most %d",
                            comm->size, MAX_RANKS);
@@ -140,6 +145,7 @@ hcrt_status_t hcrt_exact_create(hcrt_comm_t *comm, const hcrt_buffer_t *bufs, co
     a->comm = comm;
     a->ctx = ctx;
     a->w = w;
+    HCRT_CHECK_GOTO(hcrt_device_host(ctx, &a->host), st, err);
     a->n = n;
     a->t = calloc(n, sizeof(*a->t));
     if (a->t == NULL) {
@@ -166,8 +172,10 @@ hcrt_status_t hcrt_exact_create(hcrt_comm_t *comm, const hcrt_buffer_t *bufs, co
     a->nwords = (size_t)w.words * a->elems + TRAILER;
     a->words = calloc(a->nwords, sizeof(*a->words));
     if (a->words == NULL) {
-        st = hcrt__error(ctx, HCRT_ERR_NO_MEMORY, "hcrt_exact_create: out of memory for %zu accumulator words "
-                         "(%zu MiB)", a->nwords, a->nwords * 8 >> 20);
+        st = hcrt__error(ctx, HCRT_ERR_NO_MEMORY,
+                         "hcrt_exact_create: out of memory for %zu accumulator words "
+                         "(%zu MiB)",
+                         a->nwords, a->nwords * 8 >> 20);
         goto err;
     }
     if (a->stage_dev != NULL) {
@@ -178,8 +186,8 @@ hcrt_status_t hcrt_exact_create(hcrt_comm_t *comm, const hcrt_buffer_t *bufs, co
         a->stage = stage;
     }
     HCRT_CHECK_GOTO(check_same(a), st, err);
-    HCRT_DEBUG(EXACT_SUBSYS, "exact accumulator: %zu tensors, %zu elements, window [2^%d, 2^%d), %d words",
-               a->n, a->elems, w.lsb, w.top, w.words);
+    HCRT_DEBUG(EXACT_SUBSYS, "exact accumulator: %zu tensors, %zu elements, window [2^%d, 2^%d), %d words", a->n,
+               a->elems, w.lsb, w.top, w.words);
     *out = a;
     return HCRT_OK;
 err:
@@ -199,14 +207,26 @@ hcrt_status_t hcrt_exact_destroy(hcrt_exact_t *a)
     return HCRT_OK;
 }
 
+/* Wraps a device copy's error with what was being copied (the copy's own detail is copied first: it
+ * lives in the buffer the new message is written to). */
+static hcrt_status_t copy_failed(hcrt_exact_t *a, hcrt_status_t st, const char *what, const exact_tensor_t *t)
+{
+    char detail[512];
+    snprintf(detail, sizeof(detail), "%s", hcrt_last_error(a->ctx));
+    return hcrt__error(a->ctx, st, "%s '%s' (%s device) failed: %s", what, t->name, hcrt_device_backend(t->buf.device),
+                       detail);
+}
+
 /* Folds n values at x (host memory) into elements [first, first + n) of tensor t. */
 static void fold(hcrt_exact_t *a, const exact_tensor_t *t, size_t first, const float *x, size_t n)
 {
     size_t bad = hcrt__exact_add_f32(a->words + t->offset + first, t->buf.count, x, n, &a->w);
     if (bad < n && !a->bad) {
         a->bad = true;
-        snprintf(a->bad_msg, sizeof(a->bad_msg), "tensor '%s' element %zu of micro-batch %lld is %.9g (|x| < 2^%d "
-                 "required, finite)", t->name, first + bad, (long long)a->adds + 1, (double)x[bad], a->w.top);
+        snprintf(a->bad_msg, sizeof(a->bad_msg),
+                 "tensor '%s' element %zu of micro-batch %lld is %.9g (|x| < 2^%d "
+                 "required, finite)",
+                 t->name, first + bad, (long long)a->adds + 1, (double)x[bad], a->w.top);
         HCRT_ERROR(EXACT_SUBSYS, "value outside the exact window: %s", a->bad_msg);
     }
 }
@@ -222,11 +242,10 @@ hcrt_status_t hcrt_exact_add(hcrt_exact_t *a)
         }
         for (size_t off = 0; off < t->buf.count; off += STAGE_ELEMS) {
             size_t m = t->buf.count - off < STAGE_ELEMS ? t->buf.count - off : STAGE_ELEMS;
-            hcrt_status_t st = hcrt_memcpy(a->stage_dev, a->stage, t->buf.device,
-                                           (const float *)t->buf.ptr + off, m * sizeof(float));
+            hcrt_status_t st =
+                hcrt_memcpy(a->host, a->stage, t->buf.device, (const float *)t->buf.ptr + off, m * sizeof(float));
             if (st != HCRT_OK)
-                return hcrt__error(a->ctx, st, "hcrt_exact_add: copying tensor '%s' from its %s device failed: %s",
-                                   t->name, hcrt_device_backend(t->buf.device), hcrt_last_error(a->ctx));
+                return copy_failed(a, st, "hcrt_exact_add: copying tensor", t);
             fold(a, t, off, a->stage, m);
         }
     }
@@ -248,8 +267,10 @@ static hcrt_status_t report_bad(hcrt_exact_t *a)
     memcpy(msg, a->bad_msg, sizeof(msg));
     HCRT_CHECK(hcrt_comm_broadcast(a->comm, msg, sizeof(msg), HCRT_U8, (int)who, NULL));
     msg[sizeof(msg) - 1] = '\0';
-    return hcrt__error(a->ctx, HCRT_ERR_INVALID_ARG, "hcrt_exact_allreduce: rank %lld added a value outside the "
-                       "exact window [2^%d, 2^%d): %s", (long long)who, a->w.lsb, a->w.top, msg);
+    return hcrt__error(a->ctx, HCRT_ERR_INVALID_ARG,
+                       "hcrt_exact_allreduce: rank %lld added a value outside the "
+                       "exact window [2^%d, 2^%d): %s",
+                       (long long)who, a->w.lsb, a->w.top, msg);
 }
 
 /* Writes tensor t's exact values, divided by divisor, rounded to f32. */
@@ -263,11 +284,9 @@ static hcrt_status_t write_out(hcrt_exact_t *a, const exact_tensor_t *t, int64_t
     for (size_t off = 0; off < t->buf.count; off += STAGE_ELEMS) {
         size_t m = t->buf.count - off < STAGE_ELEMS ? t->buf.count - off : STAGE_ELEMS;
         hcrt__exact_to_f32(a->stage, words + off, t->buf.count, m, &a->w, divisor);
-        hcrt_status_t st = hcrt_memcpy(t->buf.device, (float *)t->buf.ptr + off, a->stage_dev, a->stage,
-                                       m * sizeof(float));
+        hcrt_status_t st = hcrt_memcpy(t->buf.device, (float *)t->buf.ptr + off, a->host, a->stage, m * sizeof(float));
         if (st != HCRT_OK)
-            return hcrt__error(a->ctx, st, "hcrt_exact_allreduce: copying tensor '%s' to its %s device failed: %s",
-                               t->name, hcrt_device_backend(t->buf.device), hcrt_last_error(a->ctx));
+            return copy_failed(a, st, "hcrt_exact_allreduce: copying the result to tensor", t);
     }
     return HCRT_OK;
 }
@@ -277,8 +296,10 @@ hcrt_status_t hcrt_exact_allreduce(hcrt_exact_t *a, int64_t local_samples, int64
     HCRT_CHECK_ARG(NULL, a != NULL, "acc", "is NULL");
     HCRT_CHECK_ARG(a->ctx, local_samples >= 0, "local_samples", "is negative");
     if (flags & ~HCRT_EXACT_MEAN)
-        return hcrt__error(a->ctx, HCRT_ERR_INVALID_ARG, "hcrt_exact_allreduce: argument 'flags' has unknown bits "
-                           "0x%x", flags & ~HCRT_EXACT_MEAN);
+        return hcrt__error(a->ctx, HCRT_ERR_INVALID_ARG,
+                           "hcrt_exact_allreduce: argument 'flags' has unknown bits "
+                           "0x%x",
+                           flags & ~HCRT_EXACT_MEAN);
     double t0 = hcrt__trace_on(a->ctx) ? hcrt__trace_clock() : 0;
     hcrt_status_t st;
     for (size_t i = 0; i < a->n; i++)
@@ -288,18 +309,19 @@ hcrt_status_t hcrt_exact_allreduce(hcrt_exact_t *a, int64_t local_samples, int64
     trailer[1] = a->adds;
     trailer[2] = a->bad;
     int64_t local_adds = a->adds;
-    HCRT_CHECK_GOTO(hcrt_comm_allreduce(a->comm, HCRT_IN_PLACE, a->words, a->nwords, HCRT_I64, HCRT_OP_SUM, NULL),
-                    st, out);
+    HCRT_CHECK_GOTO(hcrt_comm_allreduce(a->comm, HCRT_IN_PLACE, a->words, a->nwords, HCRT_I64, HCRT_OP_SUM, NULL), st,
+                    out);
     int64_t samples = trailer[0], adds = trailer[1];
     if (trailer[2] != 0) {
         st = report_bad(a);
         goto out;
     }
     if ((uint64_t)adds > hcrt__exact_max_adds(&a->w)) {
-        st = hcrt__error(a->ctx, HCRT_ERR_INVALID_ARG, "hcrt_exact_allreduce: %lld micro-batches were added over all "
+        st = hcrt__error(a->ctx, HCRT_ERR_INVALID_ARG,
+                         "hcrt_exact_allreduce: %lld micro-batches were added over all "
                          "ranks; the window [2^%d, 2^%d) holds at most %llu per reduction (narrow it, or reduce more "
-                         "often)", (long long)adds, a->w.lsb, a->w.top,
-                         (unsigned long long)hcrt__exact_max_adds(&a->w));
+                         "often)",
+                         (long long)adds, a->w.lsb, a->w.top, (unsigned long long)hcrt__exact_max_adds(&a->w));
         goto out;
     }
     int64_t divisor = (flags & HCRT_EXACT_MEAN) && samples > 0 ? samples : 1;
@@ -310,8 +332,9 @@ hcrt_status_t hcrt_exact_allreduce(hcrt_exact_t *a, int64_t local_samples, int64
     if (t0 != 0)
         hcrt__trace_event(a->ctx, HCRT__LANE_BALANCE, 'X', "exact allreduce", "exact", t0, hcrt__trace_clock() - t0,
                           "\"elements\":%zu,\"words\":%d,\"bytes\":%zu,\"micro_batches\":%lld,"
-                          "\"micro_batches_all_ranks\":%lld,\"samples\":%lld", a->elems, a->w.words,
-                          a->nwords * sizeof(int64_t), (long long)local_adds, (long long)adds, (long long)samples);
+                          "\"micro_batches_all_ranks\":%lld,\"samples\":%lld",
+                          a->elems, a->w.words, a->nwords * sizeof(int64_t), (long long)local_adds, (long long)adds,
+                          (long long)samples);
     st = HCRT_OK;
 out:
     reset(a);

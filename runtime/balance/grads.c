@@ -17,20 +17,27 @@ hcrt_status_t hcrt_comm_allreduce_grads(hcrt_comm_t *comm, const hcrt_buffer_t *
     HCRT_CHECK_ARG(ctx, bufs != NULL || n == 0, "bufs", "is NULL but n is not 0");
     HCRT_CHECK_ARG(ctx, local_samples >= 0, "local_samples", "is negative");
     if (flags & ~HCRT_GRADS_MEAN)
-        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_comm_allreduce_grads: argument 'flags' has unknown bits "
-                           "0x%x", flags & ~HCRT_GRADS_MEAN);
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                           "hcrt_comm_allreduce_grads: argument 'flags' has unknown bits "
+                           "0x%x",
+                           flags & ~HCRT_GRADS_MEAN);
     for (size_t i = 0; i < n; i++) {
         const hcrt_buffer_t *b = &bufs[i];
         if (b->dtype != HCRT_F32 && b->dtype != HCRT_F64 && b->dtype != HCRT_F16 && b->dtype != HCRT_BF16)
-            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_comm_allreduce_grads: argument 'bufs[%zu].dtype' is "
-                               "%s; gradients are floating point (f32, f64, f16, bf16)", i,
-                               hcrt_dtype_name(b->dtype) ? hcrt_dtype_name(b->dtype) : "invalid");
+            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                               "hcrt_comm_allreduce_grads: argument 'bufs[%zu].dtype' is "
+                               "%s; gradients are floating point (f32, f64, f16, bf16)",
+                               i, hcrt_dtype_name(b->dtype) ? hcrt_dtype_name(b->dtype) : "invalid");
         if (b->ptr == NULL && b->count > 0)
-            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_comm_allreduce_grads: argument 'bufs[%zu].ptr' is "
-                               "NULL but its count is %zu", i, b->count);
+            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                               "hcrt_comm_allreduce_grads: argument 'bufs[%zu].ptr' is "
+                               "NULL but its count is %zu",
+                               i, b->count);
         if (b->device != NULL && b->device->ctx != ctx)
-            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_comm_allreduce_grads: argument 'bufs[%zu].device' "
-                               "belongs to another context than the communicator", i);
+            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                               "hcrt_comm_allreduce_grads: argument 'bufs[%zu].device' "
+                               "belongs to another context than the communicator",
+                               i);
     }
     int64_t total = local_samples;
     HCRT_CHECK(hcrt_comm_allreduce(comm, HCRT_IN_PLACE, &total, 1, HCRT_I64, HCRT_OP_SUM, NULL));

@@ -3,9 +3,10 @@
  *
  * The split itself is done in integers: the weights (rates) are first scaled to integers of 30 bits
  * relative to the largest, then every comparison of proportional shares is an exact comparison of
- * 128-bit products (caps up to 2^40 micro-batches, ranks up to 2^16 keep every product in range). Floating-point rounding can therefore never make two ranks, or two machines, disagree
- * on a floor or on which remainder is larger; the only floating-point steps are the scaling (one IEEE
- * division and multiplication per rank, the same everywhere) and the step-time predictions.
+ * 128-bit products (caps up to 2^40 micro-batches, ranks up to 2^16 keep every product in range). Floating-point
+ * rounding can therefore never make two ranks, or two machines, disagree on a floor or on which remainder is larger;
+ * the only floating-point steps are the scaling (one IEEE division and multiplication per rank, the same everywhere)
+ * and the step-time predictions.
  */
 #include "runtime/balance/plan.h"
 
@@ -16,9 +17,9 @@
 
 /* A free rank competing for one of the micro-batches left over after the floors. */
 typedef struct rem_entry {
-    __int128 rem;  /* remainder of its proportional share, in units of 1 / wsum */
-    int64_t next;  /* its share with one more micro-batch */
-    int64_t w;     /* its integer weight */
+    __int128 rem; /* remainder of its proportional share, in units of 1 / wsum */
+    int64_t next; /* its share with one more micro-batch */
+    int64_t w;    /* its integer weight */
     int rank;
 } rem_entry_t;
 

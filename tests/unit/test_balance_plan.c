@@ -27,7 +27,10 @@ static uint64_t rng(void)
     rng_state ^= rng_state >> 27;
     return rng_state * 2685821657736338717ull;
 }
-static double uniform(void) { return (double)(rng() >> 11) * 0x1p-53; }
+static double uniform(void)
+{
+    return (double)(rng() >> 11) * 0x1p-53;
+}
 
 /* The proportional shares within the bounds, in double (the reference the integer code must match
  * within one micro-batch): q_r = clamp(lambda * w_r, 1, cap_r) with lambda found by bisection so that
@@ -72,8 +75,8 @@ static void check_split(int n, int64_t total, const double *w, const int64_t *ca
     for (int r = 0; r < n; r++) {
         int64_t c = cap && cap[r] > 0 ? cap[r] : total;
         sum += s[r];
-        CHECK_MSG(s[r] >= 1 && s[r] <= c, "%s: rank %d has %lld micro-batches (cap %lld)", what, r,
-                  (long long)s[r], (long long)c);
+        CHECK_MSG(s[r] >= 1 && s[r] <= c, "%s: rank %d has %lld micro-batches (cap %lld)", what, r, (long long)s[r],
+                  (long long)c);
         /* Within one micro-batch of proportional (1e-9 slack for the reference's own rounding). */
         CHECK_MSG(fabs((double)s[r] - q[r]) < 1 + 1e-9, "%s: rank %d has %lld, proportional %.6f", what, r,
                   (long long)s[r], q[r]);
@@ -197,9 +200,15 @@ static double speeds_4(int step, int rank)
     return s[rank] * 3000;
 }
 /* Rank 0 (the fastest) becomes 2x slower at step 101. */
-static double slowdown_3(int step, int rank) { return speeds_3(step, rank) * (rank == 0 && step > 100 ? 0.5 : 1); }
+static double slowdown_3(int step, int rank)
+{
+    return speeds_3(step, rank) * (rank == 0 && step > 100 ? 0.5 : 1);
+}
 /* Rank 2 of 4 becomes 2x slower at step 83 (between two re-plans). */
-static double slowdown_4(int step, int rank) { return speeds_4(step, rank) * (rank == 2 && step > 82 ? 0.5 : 1); }
+static double slowdown_4(int step, int rank)
+{
+    return speeds_4(step, rank) * (rank == 2 && step > 82 ? 0.5 : 1);
+}
 
 static void test_hysteresis_under_noise(void)
 {
@@ -209,14 +218,14 @@ static void test_hysteresis_under_noise(void)
         rng_state = 0x9E3779B97F4A7C15ull * (uint64_t)seed;
         /* Started from the proportional plan: +-10% jitter for 400 steps changes nothing. */
         int c = simulate(3, 28, 32, speeds_3, 400, 0.10, 0, &first, fin, (int64_t[]){16, 8, 4});
-        CHECK_MSG(c == 0, "seed %d: 3 ranks with 10%% jitter changed the plan %d times (first at step %d)", seed,
-                  c, first);
+        CHECK_MSG(c == 0, "seed %d: 3 ranks with 10%% jitter changed the plan %d times (first at step %d)", seed, c,
+                  first);
         double w4[4] = {1.0, 1.0, 0.7, 0.3};
         int64_t start4[4];
         CHECK(hcrt__apportion(4, 64, w4, NULL, start4));
         c = simulate(4, 64, 16, speeds_4, 400, 0.10, 0, &first, fin, start4);
-        CHECK_MSG(c == 0, "seed %d: 4 ranks with 10%% jitter changed the plan %d times (first at step %d)", seed,
-                  c, first);
+        CHECK_MSG(c == 0, "seed %d: 4 ranks with 10%% jitter changed the plan %d times (first at step %d)", seed, c,
+                  first);
         /* Started from an even split, the plan converges and then stays: changes only early. */
         c = simulate(3, 28, 32, speeds_3, 400, 0.10, 40, &first, fin, (int64_t[]){10, 9, 9});
         CHECK_MSG(c == 0, "seed %d: from an even split the plan still changed %d times after step 40", seed, c);
@@ -233,11 +242,15 @@ static void test_slowdown_reacts(void)
     for (int seed = 1; seed <= 50; seed++) {
         rng_state = 0x2545F4914F6CDD1Dull * (uint64_t)seed;
         int c = simulate(3, 28, 32, slowdown_3, 200, 0.10, 101, &first, fin, (int64_t[]){16, 8, 4});
-        CHECK_MSG(c >= 1 && first >= 101 && first <= 110, "seed %d: rank 0 slowed down at step 101; first change "
-                  "at step %d (must be within 10 steps)", seed, first);
+        CHECK_MSG(c >= 1 && first >= 101 && first <= 110,
+                  "seed %d: rank 0 slowed down at step 101; first change "
+                  "at step %d (must be within 10 steps)",
+                  seed, first);
         /* Proportional to 0.5 : 0.5 : 0.25 is 11.2, 11.2, 5.6. */
-        CHECK_MSG(fin[0] <= 12 && fin[1] >= 10 && fin[2] >= 5, "seed %d: after the slowdown the plan is "
-                  "%lld,%lld,%lld", seed, (long long)fin[0], (long long)fin[1], (long long)fin[2]);
+        CHECK_MSG(fin[0] <= 12 && fin[1] >= 10 && fin[2] >= 5,
+                  "seed %d: after the slowdown the plan is "
+                  "%lld,%lld,%lld",
+                  seed, (long long)fin[0], (long long)fin[1], (long long)fin[2]);
         double w4[4] = {1.0, 1.0, 0.7, 0.3};
         int64_t start4[4];
         CHECK(hcrt__apportion(4, 64, w4, NULL, start4));
