@@ -79,107 +79,180 @@ static void magic(const hcrt__exact_window_t *w, double *c, int64_t *cb)
 }
 
 /*
- * One loop per K, with the digits unrolled, so that gcc vectorises it: digit j of x[i] goes to
- * p[j][i]. The word arrays never overlap each other or x (the caller's layout), which the restrict
- * pointers state. bad collects |x| >= 2^top (and NaN: a comparison with NaN is false).
+ * Folding a micro-batch: sum[i] += x[i] in double, exactly when the result fits 53 bits, which is the
+ * common case (the values of one element over a step's micro-batches have similar magnitudes); the
+ * error of an inexact addition, computed exactly by TwoSum, goes to the caller's spill function. A
+ * value is first rounded to the window's grid when it has bits below 2^lsb (only values below
+ * 2^(lsb + 24) can). This touches 4 bytes of input and 8 of cache per element and vectorises; the
+ * digit words are written only once a step, by hcrt__exact_flush.
  */
-#define EK_ADD_LOOP(K)                                                                                                 \
-    for (size_t i = 0; i < n; i++) {                                                                                   \
-        double v = (double)x[i];                                                                                       \
-        bad |= !(fabs(v) < limit);                                                                                     \
-        for (int j = (K)-1; j > 0; j--) {                                                                              \
-            double t = v + c[j];                                                                                       \
-            p[j][i] += dbits(t) - cb[j];                                                                               \
-            v = v - (t - c[j]);                                                                                        \
-        }                                                                                                              \
-        p[0][i] += dbits(v + c[0]) - cb[0];                                                                            \
-    }
+#define FOLD_CHUNK 1024
 
-EK_CLONES static int add_1(int64_t *restrict w0, const float *restrict x, size_t n, const double *c, const int64_t *cb,
-                           double limit)
+EK_CLONES static int fold_first(double *restrict sum, const float *restrict x, size_t n, double c0, double small,
+                                double limit)
 {
     int bad = 0;
-    int64_t *p[1] = {w0};
-    EK_ADD_LOOP(1)
+    for (size_t i = 0; i < n; i++) {
+        double v = (double)x[i];
+        bad |= !(fabs(v) < limit);
+        double vr = (v + c0) - c0;
+        sum[i] = fabs(v) < small ? vr : v;
+    }
     return bad;
 }
 
-EK_CLONES static int add_2(int64_t *restrict w0, int64_t *restrict w1, const float *restrict x, size_t n,
-                           const double *c, const int64_t *cb, double limit)
+EK_CLONES static int fold_next(double *restrict sum, const float *restrict x, double *restrict err, size_t n, double c0,
+                               double small, double limit)
 {
-    int bad = 0;
+    int flags = 0;
+    for (size_t i = 0; i < n; i++) {
+        double v = (double)x[i];
+        flags |= !(fabs(v) < limit);
+        double vr = (v + c0) - c0;
+        v = fabs(v) < small ? vr : v;
+        double a = sum[i], s = a + v, bb = s - a;
+        double e = (a - (s - bb)) + (v - bb);
+        sum[i] = s;
+        err[i] = e;
+        flags |= (e != 0) << 1;
+    }
+    return flags;
+}
+
+size_t hcrt__exact_fold_f32(double *sum, const float *x, size_t n, const hcrt__exact_window_t *w, bool first,
+                            hcrt__exact_spill_fn spill, void *arg)
+{
+    const double limit = ldexp(1.0, w->top), c0 = ldexp(1.5, 52 + w->lsb), small = ldexp(1.0, w->lsb + 24);
+    double err[FOLD_CHUNK];
+    size_t bad = n;
+    for (size_t off = 0; off < n; off += FOLD_CHUNK) {
+        size_t m = n - off < FOLD_CHUNK ? n - off : FOLD_CHUNK;
+        int flags = first ? fold_first(sum + off, x + off, m, c0, small, limit)
+                          : fold_next(sum + off, x + off, err, m, c0, small, limit);
+        if (flags & 2)
+            for (size_t i = 0; i < m; i++)
+                if (err[i] != 0)
+                    spill(arg, off + i, err[i]);
+        if ((flags & 1) && bad == n)
+            for (size_t i = 0; i < m && bad == n; i++)
+                if (!(fabs((double)x[off + i]) < limit))
+                    bad = off + i;
+    }
+    return bad;
+}
+
+/* Digits of one double v (finite, a multiple of 2^lsb, |v| < 2^(lsb + 48 (K-1) + 63)) into d[0..K). The
+ * top digit is the rounded quotient (exact in int64 however large v is), the rest the exact remainder
+ * split by magic rounding, so every lower digit is at most 2^47 in magnitude, as in the vector loops. A non-finite v
+ * (only after an out-of-range value, which fails the reduction anyway) gives zeros, never undefined behaviour. */
+static void split_one(double v, const hcrt__exact_window_t *w, const double *c, const int64_t *cb, int64_t *d)
+{
+    const int k = w->words;
+    if (!isfinite(v) || !(fabs(v) < ldexp(1.0, w->lsb + DIGIT * (k - 1) + 63))) {
+        memset(d, 0, (size_t)k * sizeof(*d));
+        return;
+    }
+    double q = nearbyint(ldexp(v, -(w->lsb + DIGIT * (k - 1)))); /* the rest is at most half a unit */
+    d[k - 1] = (int64_t)q;
+    v -= ldexp(q, w->lsb + DIGIT * (k - 1));
+    for (int j = k - 2; j > 0; j--) {
+        double t = v + c[j];
+        d[j] = dbits(t) - cb[j];
+        v -= t - c[j];
+    }
+    if (k > 1)
+        d[0] = dbits(v + c[0]) - cb[0];
+}
+
+void hcrt__exact_split_add(int64_t *words, size_t stride, size_t i, double v, const hcrt__exact_window_t *w)
+{
+    double c[HCRT__EXACT_WORDS_MAX] = {0};
+    int64_t cb[HCRT__EXACT_WORDS_MAX] = {0}, d[HCRT__EXACT_WORDS_MAX];
+    magic(w, c, cb);
+    split_one(v, w, c, cb, d);
+    for (int j = 0; j < w->words; j++)
+        words[(size_t)j * stride + i] += d[j];
+    /* Keep the element normalised: its lower words then hold any number of later additions. */
+    for (int j = 0; j + 1 < w->words; j++) {
+        int64_t carry = (words[(size_t)j * stride + i] + DIGIT_HALF) >> DIGIT;
+        words[(size_t)j * stride + i] -= carry * DIGIT_ONE;
+        words[(size_t)(j + 1) * stride + i] += carry;
+    }
+}
+
+/*
+ * Flushing: the digits of sum[i], assigned to (or added to) the words. Two and three words have their own
+ * vectorised loops; a value beyond the magic rounding's range of the top digit (a sum far beyond 2^top,
+ * or a non-finite one) contributes nothing there and is flagged, then done by split_one.
+ */
+EK_CLONES static int flush_2(int64_t *restrict w0, int64_t *restrict w1, const double *restrict sum, size_t n,
+                             const double *c, const int64_t *cb, double lim, int add)
+{
+    int far = 0;
     const double c0 = c[0], c1 = c[1];
     const int64_t b0 = cb[0], b1 = cb[1];
     for (size_t i = 0; i < n; i++) {
-        double v = (double)x[i];
-        bad |= !(fabs(v) < limit);
+        double v = sum[i];
+        int ok = fabs(v) < lim;
+        far |= !ok;
         double t = v + c1;
-        w1[i] += dbits(t) - b1;
-        v = v - (t - c1);
-        w0[i] += dbits(v + c0) - b0;
+        int64_t d1 = ok ? dbits(t) - b1 : 0, d0 = ok ? dbits((v - (t - c1)) + c0) - b0 : 0;
+        w1[i] = add ? w1[i] + d1 : d1;
+        w0[i] = add ? w0[i] + d0 : d0;
     }
-    return bad;
+    return far;
 }
 
-EK_CLONES static int add_3(int64_t *restrict w0, int64_t *restrict w1, int64_t *restrict w2, const float *restrict x,
-                           size_t n, const double *c, const int64_t *cb, double limit)
+EK_CLONES static int flush_3(int64_t *restrict w0, int64_t *restrict w1, int64_t *restrict w2,
+                             const double *restrict sum, size_t n, const double *c, const int64_t *cb, double lim,
+                             int add)
 {
-    int bad = 0;
+    int far = 0;
     const double c0 = c[0], c1 = c[1], c2 = c[2];
     const int64_t b0 = cb[0], b1 = cb[1], b2 = cb[2];
     for (size_t i = 0; i < n; i++) {
-        double v = (double)x[i];
-        bad |= !(fabs(v) < limit);
+        double v = sum[i];
+        int ok = fabs(v) < lim;
+        far |= !ok;
         double t = v + c2;
-        w2[i] += dbits(t) - b2;
-        v = v - (t - c2);
+        int64_t d2 = ok ? dbits(t) - b2 : 0;
+        v -= t - c2;
         t = v + c1;
-        w1[i] += dbits(t) - b1;
-        v = v - (t - c1);
-        w0[i] += dbits(v + c0) - b0;
+        int64_t d1 = ok ? dbits(t) - b1 : 0, d0 = ok ? dbits((v - (t - c1)) + c0) - b0 : 0;
+        w2[i] = add ? w2[i] + d2 : d2;
+        w1[i] = add ? w1[i] + d1 : d1;
+        w0[i] = add ? w0[i] + d0 : d0;
     }
-    return bad;
+    return far;
 }
 
-/* Four and five words (windows wider than 144 bits) are rare: one loop over the digits per value. */
-static int add_k(int64_t *words, size_t stride, const float *x, size_t n, const double *c, const int64_t *cb,
-                 double limit, int k)
+void hcrt__exact_flush(int64_t *words, size_t stride, const double *sum, size_t n, const hcrt__exact_window_t *w,
+                       bool add)
 {
-    int bad = 0;
-    int64_t *p[HCRT__EXACT_WORDS_MAX];
-    for (int j = 0; j < k; j++)
-        p[j] = words + (size_t)j * stride;
-    EK_ADD_LOOP(k)
-    return bad;
-}
-
-size_t hcrt__exact_add_f32(int64_t *words, size_t stride, const float *x, size_t n, const hcrt__exact_window_t *w)
-{
-    double c[HCRT__EXACT_WORDS_MAX];
-    int64_t cb[HCRT__EXACT_WORDS_MAX];
-    const double limit = ldexp(1.0, w->top);
-    int bad;
+    double c[HCRT__EXACT_WORDS_MAX] = {0};
+    int64_t cb[HCRT__EXACT_WORDS_MAX] = {0}, d[HCRT__EXACT_WORDS_MAX];
+    const int k = w->words;
+    /* The top digit's magic rounding holds below 2^(51 + its weight). */
+    const double lim = ldexp(1.0, w->lsb + DIGIT * (k - 1) + 51);
     magic(w, c, cb);
-    switch (w->words) {
-    case 1:
-        bad = add_1(words, x, n, c, cb, limit);
-        break;
-    case 2:
-        bad = add_2(words, words + stride, x, n, c, cb, limit);
-        break;
-    case 3:
-        bad = add_3(words, words + stride, words + 2 * stride, x, n, c, cb, limit);
-        break;
-    default:
-        bad = add_k(words, stride, x, n, c, cb, limit, w->words);
-        break;
+    bool vector = k == 2 || k == 3, far = true;
+    if (k == 2)
+        far = flush_2(words, words + stride, sum, n, c, cb, lim, add);
+    else if (k == 3)
+        far = flush_3(words, words + stride, words + 2 * stride, sum, n, c, cb, lim, add);
+    if (!far)
+        return;
+    /* One, four or five words, and the flagged elements of the vector loops (which left them at 0, or
+     * untouched when adding). */
+    for (size_t i = 0; i < n; i++) {
+        if (vector && fabs(sum[i]) < lim)
+            continue;
+        split_one(sum[i], w, c, cb, d);
+        for (int j = 0; j < k; j++) {
+            int64_t *p = &words[(size_t)j * stride + i];
+            *p = add || vector ? *p + d[j] : d[j];
+        }
     }
-    if (!bad)
-        return n;
-    for (size_t i = 0; i < n; i++)
-        if (!(fabs((double)x[i]) < limit))
-            return i;
-    return n; /* not reached: bad means some value failed the same test */
 }
 
 EK_CLONES static void carry_up(int64_t *restrict lo, int64_t *restrict hi, size_t n)

@@ -1,11 +1,18 @@
 /*
  * runtime/balance/exact.c - hcrt/exact.h: exact gradient sums over micro-batches and ranks.
  *
+ * Within a step each element's values are summed in a double, exactly (kernels/exact_kernels.c): a fold
+ * reads 4 bytes of gradient and reads and writes 8 of sum per element, which is what keeps exact mode
+ * cheap beside the compute of a micro-batch. The rare inexact addition spills its exact error into the
+ * element's digit words; to avoid clearing all the words every step, they are organised in blocks that
+ * are cleared on their first spill of a step (a generation stamp per block) and otherwise simply
+ * overwritten by the flush of the sums at the end of the step.
+ *
  * The digit words of all tensors live in one host array, word-major per tensor, followed by three
  * trailer words (this rank's samples, micro-batches added, and whether it added a value outside the
  * window), so one int64 SUM allreduce carries everything a step needs to agree on: the sums, the global
  * count and the error state. Device tensors pass through a persistent staging chunk small enough to stay
- * in the core's cache between the copy and the accumulation (kernels/exact_kernels.c).
+ * in the core's cache between the copy and the fold.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -24,12 +31,16 @@
 /* The most ranks whose normalised words may be summed (lower digits below 2^47 each). */
 #define MAX_RANKS 32768
 #define NAME_LEN  255
+/* Elements per block of words cleared on its first spill of a step. */
+#define BLOCK ((size_t)4096)
 
 typedef struct exact_tensor {
     char name[NAME_LEN + 1];
     hcrt_buffer_t buf;
     bool host;     /* the buffer is host memory: folded in and written in place, no staging */
     size_t offset; /* its first digit word: words + offset, digit j of element i at + j * count + i */
+    size_t first;  /* its first element among all tensors' (its sums at sums + first) */
+    size_t block0; /* its first block's stamp */
 } exact_tensor_t;
 
 struct hcrt_exact {
@@ -41,12 +52,15 @@ struct hcrt_exact {
     size_t elems;  /* elements of all tensors */
     size_t nwords; /* K * elems + TRAILER */
     int64_t *words;
+    double *sums;    /* per element, the step's sum so far (exact but for the spills) */
+    uint32_t *stamp; /* per block: the generation in which its words took a spill */
+    size_t nblocks;
+    uint32_t gen; /* the current step's generation */
     float *stage; /* STAGE_ELEMS floats, pinned by stage_dev when it is not NULL */
     hcrt_device_t *stage_dev;
     hcrt_device_t *host;
-    int64_t adds; /* micro-batches added since the last allreduce */
-    int64_t since_norm;
-    bool bad; /* this rank added a value outside the window */
+    int64_t adds; /* micro-batches added since the last allreduce (0: the next fold assigns) */
+    bool bad;     /* this rank added a value outside the window */
     char bad_msg[512];
 };
 
@@ -60,11 +74,15 @@ void hcrt_exact_params_init(hcrt_exact_params_t *params)
     params->top_exponent = 32;
 }
 
+/* Forgets the step: the next fold assigns the sums, and a new generation leaves every block of words
+ * unspilled. Nothing is cleared. */
 static void reset(hcrt_exact_t *a)
 {
-    memset(a->words, 0, a->nwords * sizeof(*a->words));
     a->adds = 0;
-    a->since_norm = 0;
+    if (++a->gen == 0) { /* after 2^32 steps: make the stamps start over */
+        memset(a->stamp, 0, a->nblocks * sizeof(*a->stamp));
+        a->gen = 1;
+    }
     a->bad = false;
     a->bad_msg[0] = '\0';
 }
@@ -161,6 +179,9 @@ hcrt_status_t hcrt_exact_create(hcrt_comm_t *comm, const hcrt_buffer_t *bufs, co
         t->buf = bufs[i];
         t->host = t->buf.device == NULL || hcrt__device_is_host(t->buf.device);
         t->offset = (size_t)w.words * a->elems;
+        t->first = a->elems;
+        t->block0 = a->nblocks;
+        a->nblocks += (t->buf.count + BLOCK - 1) / BLOCK;
         if (a->elems > (SIZE_MAX / 8 - TRAILER) / HCRT__EXACT_WORDS_MAX - t->buf.count) {
             st = hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_exact_create: argument 'bufs' holds too many elements");
             goto err;
@@ -171,11 +192,14 @@ hcrt_status_t hcrt_exact_create(hcrt_comm_t *comm, const hcrt_buffer_t *bufs, co
     }
     a->nwords = (size_t)w.words * a->elems + TRAILER;
     a->words = calloc(a->nwords, sizeof(*a->words));
-    if (a->words == NULL) {
+    a->sums = calloc(a->elems, sizeof(*a->sums));
+    a->stamp = calloc(a->nblocks, sizeof(*a->stamp));
+    a->gen = 1;
+    if (a->words == NULL || a->sums == NULL || a->stamp == NULL) {
         st = hcrt__error(ctx, HCRT_ERR_NO_MEMORY,
-                         "hcrt_exact_create: out of memory for %zu accumulator words "
-                         "(%zu MiB)",
-                         a->nwords, a->nwords * 8 >> 20);
+                         "hcrt_exact_create: out of memory for the accumulator of %zu "
+                         "elements (%zu MiB)",
+                         a->elems, (a->nwords * 8 + a->elems * 8) >> 20);
         goto err;
     }
     if (a->stage_dev != NULL) {
@@ -202,6 +226,8 @@ hcrt_status_t hcrt_exact_destroy(hcrt_exact_t *a)
     if (a->stage != NULL)
         hcrt_mem_free_host(a->stage_dev, a->stage);
     free(a->words);
+    free(a->sums);
+    free(a->stamp);
     free(a->t);
     free(a);
     return HCRT_OK;
@@ -217,10 +243,35 @@ static hcrt_status_t copy_failed(hcrt_exact_t *a, hcrt_status_t st, const char *
                        detail);
 }
 
+typedef struct spill_ctx {
+    hcrt_exact_t *a;
+    const exact_tensor_t *t;
+    size_t base; /* element of t at index 0 of the fold */
+} spill_ctx_t;
+
+/* An inexact addition: its exact error goes to the element's words, in a block cleared on its first
+ * spill of the step. */
+static void spill(void *arg, size_t i, double err)
+{
+    spill_ctx_t *c = arg;
+    hcrt_exact_t *a = c->a;
+    const exact_tensor_t *t = c->t;
+    size_t e = c->base + i, b = t->block0 + e / BLOCK, count = t->buf.count;
+    int64_t *words = a->words + t->offset;
+    if (a->stamp[b] != a->gen) {
+        size_t lo = e / BLOCK * BLOCK, len = count - lo < BLOCK ? count - lo : BLOCK;
+        for (int j = 0; j < a->w.words; j++)
+            memset(words + (size_t)j * count + lo, 0, len * sizeof(*words));
+        a->stamp[b] = a->gen;
+    }
+    hcrt__exact_split_add(words, count, e, err, &a->w);
+}
+
 /* Folds n values at x (host memory) into elements [first, first + n) of tensor t. */
 static void fold(hcrt_exact_t *a, const exact_tensor_t *t, size_t first, const float *x, size_t n)
 {
-    size_t bad = hcrt__exact_add_f32(a->words + t->offset + first, t->buf.count, x, n, &a->w);
+    spill_ctx_t c = {a, t, first};
+    size_t bad = hcrt__exact_fold_f32(a->sums + t->first + first, x, n, &a->w, a->adds == 0, spill, &c);
     if (bad < n && !a->bad) {
         a->bad = true;
         snprintf(a->bad_msg, sizeof(a->bad_msg),
@@ -244,18 +295,41 @@ hcrt_status_t hcrt_exact_add(hcrt_exact_t *a)
             size_t m = t->buf.count - off < STAGE_ELEMS ? t->buf.count - off : STAGE_ELEMS;
             hcrt_status_t st =
                 hcrt_memcpy(a->host, a->stage, t->buf.device, (const float *)t->buf.ptr + off, m * sizeof(float));
-            if (st != HCRT_OK)
+            if (st != HCRT_OK) {
+                /* Folded partly: the step's sums are no longer one micro-batch's multiple. */
+                reset(a);
                 return copy_failed(a, st, "hcrt_exact_add: copying tensor", t);
+            }
             fold(a, t, off, a->stage, m);
         }
     }
     a->adds++;
-    if (++a->since_norm >= HCRT__EXACT_NORMALIZE_EVERY) {
-        for (size_t i = 0; i < a->n; i++)
-            hcrt__exact_normalize(a->words + a->t[i].offset, a->t[i].buf.count, a->t[i].buf.count, &a->w);
-        a->since_norm = 0;
-    }
     return HCRT_OK;
+}
+
+/* The step's sums into the words: assigned in blocks without spills, added (then normalised) in the
+ * others; zeros when nothing was added. */
+static void flush(hcrt_exact_t *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        const exact_tensor_t *t = &a->t[i];
+        size_t count = t->buf.count;
+        int64_t *words = a->words + t->offset;
+        if (a->adds == 0) {
+            memset(words, 0, (size_t)a->w.words * count * sizeof(*words));
+            continue;
+        }
+        for (size_t lo = 0; lo < count;) {
+            bool spilled = a->stamp[t->block0 + lo / BLOCK] == a->gen;
+            size_t hi = lo;
+            while (hi < count && (a->stamp[t->block0 + hi / BLOCK] == a->gen) == spilled)
+                hi = hi + BLOCK < count ? hi + BLOCK : count;
+            hcrt__exact_flush(words + lo, count, a->sums + t->first + lo, hi - lo, &a->w, spilled);
+            if (spilled)
+                hcrt__exact_normalize(words + lo, count, hi - lo, &a->w);
+            lo = hi;
+        }
+    }
 }
 
 /* Every rank learns which rank first added a bad value and what it was, and fails alike. */
@@ -302,8 +376,7 @@ hcrt_status_t hcrt_exact_allreduce(hcrt_exact_t *a, int64_t local_samples, int64
                            flags & ~HCRT_EXACT_MEAN);
     double t0 = hcrt__trace_on(a->ctx) ? hcrt__trace_clock() : 0;
     hcrt_status_t st;
-    for (size_t i = 0; i < a->n; i++)
-        hcrt__exact_normalize(a->words + a->t[i].offset, a->t[i].buf.count, a->t[i].buf.count, &a->w);
+    flush(a);
     int64_t *trailer = a->words + a->nwords - TRAILER;
     trailer[0] = local_samples;
     trailer[1] = a->adds;

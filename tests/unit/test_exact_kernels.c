@@ -3,7 +3,7 @@
  *
  * - The words of a sum do not depend on the order of the additions, nor on splitting the values into
  *   groups accumulated apart and then added as integers (what the allreduce does): checked over random
- *   values spread across the whole window, with cancellations.
+ *   values spread across the whole window, with cancellations, where the double sums must spill.
  * - The f32 result is the exact sum rounded once to nearest even: compared bit for bit with an
  *   independent oracle (128-bit integer sum of the values rounded to the window's grid, rounded to f32
  *   by hand), including ties and sticky bits below 53 bits; where the float64 sum is exact it equals
@@ -78,22 +78,53 @@ static float oracle_f32(__int128 s, int lsb)
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
+/* One accumulator as runtime/balance/exact.c drives the kernels: double sums folded per "micro-batch",
+ * spills into extra words, and at the end the sums flushed into the words, the spills added. */
 typedef struct acc {
     hcrt__exact_window_t w;
     size_t n;
-    int64_t *words;
+    double *sum;
+    int64_t *words, *extra;
+    int adds;
+    long spills;
 } acc_t;
 
 static void acc_init(acc_t *a, int lsb, int top, size_t n)
 {
     REQUIRE_OK(NULL, hcrt__exact_window_init(&a->w, lsb, top) ? HCRT_OK : HCRT_ERR_INVALID_ARG);
     a->n = n;
+    a->sum = calloc(n, sizeof(double));
     a->words = calloc((size_t)a->w.words * n, sizeof(int64_t));
+    a->extra = calloc((size_t)a->w.words * n, sizeof(int64_t));
+    a->adds = 0;
+    a->spills = 0;
+}
+
+static void acc_spill(void *arg, size_t i, double err)
+{
+    acc_t *a = arg;
+    a->spills++;
+    hcrt__exact_split_add(a->extra, a->n, i, err, &a->w);
+}
+
+/* Folds x; returns the kernel's answer (n, or the first value out of range). */
+static size_t acc_fold(acc_t *a, const float *x)
+{
+    return hcrt__exact_fold_f32(a->sum, x, a->n, &a->w, a->adds++ == 0, acc_spill, a);
 }
 
 static void acc_add(acc_t *a, const float *x)
 {
-    CHECK(hcrt__exact_add_f32(a->words, a->n, x, a->n, &a->w) == a->n);
+    CHECK(acc_fold(a, x) == a->n);
+}
+
+/* The words of the exact sum so far (normalised), as the flush before the allreduce makes them. */
+static void acc_words(acc_t *a)
+{
+    hcrt__exact_flush(a->words, a->n, a->sum, a->n, &a->w, false);
+    for (size_t i = 0; i < (size_t)a->w.words * a->n; i++)
+        a->words[i] += a->extra[i];
+    hcrt__exact_normalize(a->words, a->n, a->n, &a->w);
 }
 
 /* b += a, as the allreduce's int64 sum does (wrapping). */
@@ -138,7 +169,9 @@ static void test_order_independence(int lsb, int top, int lo_exp, int hi_exp)
     acc_init(&ref, lsb, top, P);
     for (int k = 0; k < N; k++)
         acc_add(&ref, x[k]);
-    hcrt__exact_normalize(ref.words, P, P, &ref.w);
+    acc_words(&ref);
+    CHECK_MSG(ref.spills > 0 || hi_exp - lo_exp <= 53, "window [2^%d, 2^%d): values %d binades apart never spilled",
+              lsb, top, hi_exp - lo_exp);
     float ref_out[P];
     hcrt__exact_to_f32(ref_out, ref.words, P, P, &ref.w, 1);
     for (int trial = 0; trial < 30; trial++) {
@@ -163,8 +196,7 @@ static void test_order_independence(int lsb, int top, int lo_exp, int hi_exp)
             acc_init(&part, lsb, top, P);
             for (int k = cut[g]; k < cut[g + 1]; k++)
                 acc_add(&part, x[perm[k]]);
-            if (rng() & 1)
-                hcrt__exact_normalize(part.words, P, P, &part.w);
+            acc_words(&part);
             acc_sum_into(&total, &part);
             acc_free(&part);
         }
@@ -206,6 +238,7 @@ static void test_float64_reference(void)
         }
         acc_add(&a, x[k]);
     }
+    acc_words(&a);
     float sum[P], mean[P];
     hcrt__exact_to_f32(sum, a.words, P, P, &a.w, 1);
     hcrt__exact_to_f32(mean, a.words, P, P, &a.w, 7);
@@ -239,16 +272,17 @@ static void test_rounding_cases(void)
         {{0x1.fffffep31f, 0x1.fffffep31f, 0, 0}, 0x1.fffffep32f},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-        int64_t words[2] = {0, 0};
-        hcrt__exact_window_t w;
-        hcrt__exact_window_init(&w, -64, 32);
+        acc_t a;
+        acc_init(&a, -64, 32, 1);
         for (int k = 0; k < 4; k++)
-            CHECK(hcrt__exact_add_f32(words, 1, &cases[c].v[k], 1, &w) == 1);
+            acc_add(&a, &cases[c].v[k]);
+        acc_words(&a);
         float out;
-        hcrt__exact_to_f32(&out, words, 1, 1, &w, 1);
-        float generic = hcrt__exact_value_f32(words, &w, 1);
+        hcrt__exact_to_f32(&out, a.words, 1, 1, &a.w, 1);
+        float generic = hcrt__exact_value_f32(a.words, &a.w, 1);
         CHECK_MSG(fbits(out) == fbits(cases[c].want) && fbits(generic) == fbits(cases[c].want),
                   "case %zu: %a (generic %a), want %a", c, out, generic, cases[c].want);
+        acc_free(&a);
     }
 }
 
@@ -285,34 +319,47 @@ static void test_paths_agree(void)
 
 static void test_range(void)
 {
-    hcrt__exact_window_t w;
-    hcrt__exact_window_init(&w, -64, 32);
-    int64_t words[2 * 8] = {0};
+    acc_t a;
+    acc_init(&a, -64, 32, 8);
     float ok[8] = {0x1.fffffep31f, -0x1.fffffep31f, 1, 0, -0.0f, 0x1p-149f, 3, 4};
-    CHECK(hcrt__exact_add_f32(words, 8, ok, 8, &w) == 8);
+    CHECK(acc_fold(&a, ok) == 8);
     float big[8] = {1, 2, 0x1p32f, 4, 5, 6, 7, 8};
-    CHECK(hcrt__exact_add_f32(words, 8, big, 8, &w) == 2);
+    CHECK(acc_fold(&a, big) == 2);
     float neg[8] = {1, 2, 3, 4, 5, -0x1p32f, 7, 8};
-    CHECK(hcrt__exact_add_f32(words, 8, neg, 8, &w) == 5);
+    CHECK(acc_fold(&a, neg) == 5);
     float inf[8] = {1, INFINITY, 3, 4, 5, 6, 7, 8};
-    CHECK(hcrt__exact_add_f32(words, 8, inf, 8, &w) == 1);
+    CHECK(acc_fold(&a, inf) == 1);
     float nan[8] = {1, 2, 3, 4, 5, 6, 7, NAN};
-    CHECK(hcrt__exact_add_f32(words, 8, nan, 8, &w) == 7);
+    CHECK(acc_fold(&a, nan) == 7);
+    /* Non-finite sums flush as zeros (the reduction fails anyway), without undefined behaviour. */
+    acc_words(&a);
+    acc_free(&a);
 
-    /* The window's capacity: max_adds values just below 2^32, with normalisation every 8192 adds (as
-     * runtime/balance/exact.c does), sum exactly; negative ones too. */
-    uint64_t max = hcrt__exact_max_adds(&w);
-    int64_t acc[4] = {0};
+    /* The window's capacity: max_adds values just below 2^32 sum exactly (their double sum, 2^47, is
+     * beyond the vector flush's range and takes the generic split); negative ones too. */
+    acc_init(&a, -64, 32, 2);
+    uint64_t max = hcrt__exact_max_adds(&a.w);
     float v[2] = {0x1.fffffep31f, -0x1.fffffep31f};
-    for (uint64_t k = 0; k < max; k++) {
-        CHECK(hcrt__exact_add_f32(acc, 2, v, 2, &w) == 2);
-        if ((k + 1) % HCRT__EXACT_NORMALIZE_EVERY == 0)
-            hcrt__exact_normalize(acc, 2, 2, &w);
-    }
+    for (uint64_t k = 0; k < max; k++)
+        acc_add(&a, v);
+    acc_words(&a);
     float out[2];
-    hcrt__exact_to_f32(out, acc, 2, 2, &w, 1);
+    hcrt__exact_to_f32(out, a.words, 2, 2, &a.w, 1);
     float want = (float)((double)max * (double)0x1.fffffep31f);
     CHECK_MSG(out[0] == want && out[1] == -want, "capacity: %a %a, want +-%a", out[0], out[1], want);
+    acc_free(&a);
+
+    /* Spills: 1 + 2^-60 does not fit a double; the exact sum keeps every 2^-60. */
+    acc_init(&a, -64, 32, 1);
+    float one = 1.0f, tiny = 0x1p-60f;
+    acc_add(&a, &one);
+    for (int k = 0; k < 1 << 20; k++)
+        acc_add(&a, &tiny);
+    acc_words(&a);
+    hcrt__exact_to_f32(out, a.words, 1, 1, &a.w, 1);
+    CHECK_MSG(out[0] == 1.0f + 0x1p-40f && a.spills == 1 << 20, "1 + 2^20 * 2^-60 gave %a with %ld spills", out[0],
+              a.spills);
+    acc_free(&a);
 }
 
 int main(void)
