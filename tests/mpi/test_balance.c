@@ -361,7 +361,7 @@ static float grad_a(int k, size_t i)
 static float grad_b(int k, size_t i)
 {
     int64_t q = (int64_t)(mix((uint64_t)k * 104729 + i) >> 30) - ((int64_t)1 << 33);
-    return (float)ldexp((double)(q >> 10 << 10), -30);
+    return (float)ldexp((double)((q >> 10) * 1024), -30);
 }
 
 typedef struct exact_setup {

@@ -234,7 +234,7 @@ static void test_float64_reference(void)
     for (int k = 0; k < N; k++) {
         for (int i = 0; i < P; i++) {
             int64_t q = (int64_t)(rng() % ((uint64_t)1 << 48)) - ((int64_t)1 << 47);
-            x[k][i] = (float)ldexp((double)(q >> 24 << 24), -40); /* 24 significant bits at most */
+            x[k][i] = (float)ldexp((double)((q >> 24) * (1 << 24)), -40); /* 24 significant bits at most */
         }
         acc_add(&a, x[k]);
     }
