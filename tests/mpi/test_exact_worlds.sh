@@ -1,14 +1,14 @@
 #!/bin/sh
 # tests/mpi/test_exact_worlds.sh MPIRUN TEST_BALANCE MPIRUN_ARGS... - exact sums of the same micro-batch
 # gradients are bitwise identical at every world size: `test_balance exact` (which checks three splits
-# and each rank alone within one job) prints a hash of its result on rank 0; 1, 3 and 4 ranks (the last
+# and each rank alone within one job) prints a hash of its result on rank 0; 1, 3, 4 and 5 ranks (4
 # on two fake nodes, so the int64 sum takes the hierarchical path) must print the same one.
 set -u
 mpirun=$1
 prog=$2
 shift 2
 first=""
-for run in "1" "3" "4 -x HCRT_FAKE_NODES=2"; do
+for run in "1" "3" "4 -x HCRT_FAKE_NODES=2" "5"; do
     np=${run%% *}
     extra=""
     [ "$run" != "$np" ] && extra=${run#* }
@@ -29,4 +29,4 @@ for run in "1" "3" "4 -x HCRT_FAKE_NODES=2"; do
         exit 1
     fi
 done
-echo "ok: the same exact sums on 1, 3 and 4 ranks"
+echo "ok: the same exact sums on 1, 3, 4 and 5 ranks"
