@@ -11,8 +11,9 @@
  * The digit words of all tensors live in one host array, word-major per tensor, followed by three
  * trailer words (this rank's samples, micro-batches added, and whether it added a value outside the
  * window), so one int64 SUM allreduce carries everything a step needs to agree on: the sums, the global
- * count and the error state. Device tensors pass through a persistent staging chunk small enough to stay
- * in the core's cache between the copy and the fold.
+ * count and the error state. Device tensors stream through two persistent pinned chunks, small enough to
+ * stay in the core's cache between the copy and the fold: the copy of the next chunk, on a stream of the
+ * device, runs while the host folds (or converts) the current one.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -55,9 +56,11 @@ struct hcrt_exact {
     double *sums;    /* per element, the step's sum so far (exact but for the spills) */
     uint32_t *stamp; /* per block: the generation in which its words took a spill */
     size_t nblocks;
-    uint32_t gen; /* the current step's generation */
-    float *stage; /* STAGE_ELEMS floats, pinned by stage_dev when it is not NULL */
+    uint32_t gen;    /* the current step's generation */
+    float *stage[2]; /* STAGE_ELEMS floats each, pinned by stage_dev when it is not NULL */
     hcrt_device_t *stage_dev;
+    hcrt_stream_t *stream; /* of stage_dev: the chunk copies */
+    hcrt_event_t *ev[2];   /* copy of the chunk in stage[i] done */
     hcrt_device_t *host;
     int64_t adds; /* micro-batches added since the last allreduce (0: the next fold assigns) */
     bool bad;     /* this rank added a value outside the window */
@@ -203,11 +206,13 @@ hcrt_status_t hcrt_exact_create(hcrt_comm_t *comm, const hcrt_buffer_t *bufs, co
         goto err;
     }
     if (a->stage_dev != NULL) {
-        void *stage = NULL;
-        st = hcrt_mem_alloc_host(a->stage_dev, STAGE_ELEMS * sizeof(float), &stage);
-        if (st != HCRT_OK)
-            goto err;
-        a->stage = stage;
+        for (int i = 0; i < 2; i++) {
+            void *stage = NULL;
+            HCRT_CHECK_GOTO(hcrt_mem_alloc_host(a->stage_dev, STAGE_ELEMS * sizeof(float), &stage), st, err);
+            a->stage[i] = stage;
+            HCRT_CHECK_GOTO(hcrt_event_create(a->stage_dev, &a->ev[i]), st, err);
+        }
+        HCRT_CHECK_GOTO(hcrt_stream_create(a->stage_dev, &a->stream), st, err);
     }
     HCRT_CHECK_GOTO(check_same(a), st, err);
     HCRT_DEBUG(EXACT_SUBSYS, "exact accumulator: %zu tensors, %zu elements, window [2^%d, 2^%d), %d words", a->n,
@@ -223,8 +228,12 @@ hcrt_status_t hcrt_exact_destroy(hcrt_exact_t *a)
 {
     if (a == NULL)
         return HCRT_OK;
-    if (a->stage != NULL)
-        hcrt_mem_free_host(a->stage_dev, a->stage);
+    hcrt_stream_destroy(a->stream); /* waits for its copies first */
+    for (int i = 0; i < 2; i++) {
+        hcrt_event_destroy(a->ev[i]);
+        if (a->stage[i] != NULL)
+            hcrt_mem_free_host(a->stage_dev, a->stage[i]);
+    }
     free(a->words);
     free(a->sums);
     free(a->stamp);
@@ -282,6 +291,38 @@ static void fold(hcrt_exact_t *a, const exact_tensor_t *t, size_t first, const f
     }
 }
 
+/* Queues the device->host copy of chunk k of tensor t into stage[k % 2]. */
+static hcrt_status_t fetch(hcrt_exact_t *a, const exact_tensor_t *t, size_t k)
+{
+    size_t off = k * STAGE_ELEMS, m = t->buf.count - off < STAGE_ELEMS ? t->buf.count - off : STAGE_ELEMS;
+    HCRT_CHECK(hcrt_memcpy_async(a->host, a->stage[k % 2], t->buf.device, (const float *)t->buf.ptr + off,
+                                 m * sizeof(float), a->stream));
+    return hcrt_event_record(a->ev[k % 2], a->stream);
+}
+
+/* Folds a device tensor chunk by chunk, the copy of chunk k + 1 running while chunk k is folded. A
+ * tensor of another device than the staging one is copied synchronously. */
+static hcrt_status_t fold_device(hcrt_exact_t *a, const exact_tensor_t *t)
+{
+    size_t nchunks = (t->buf.count + STAGE_ELEMS - 1) / STAGE_ELEMS;
+    bool async = t->buf.device == a->stage_dev;
+    if (async)
+        HCRT_CHECK(fetch(a, t, 0));
+    for (size_t k = 0; k < nchunks; k++) {
+        size_t off = k * STAGE_ELEMS, m = t->buf.count - off < STAGE_ELEMS ? t->buf.count - off : STAGE_ELEMS;
+        if (async) {
+            if (k + 1 < nchunks)
+                HCRT_CHECK(fetch(a, t, k + 1));
+            HCRT_CHECK(hcrt_event_sync(a->ev[k % 2]));
+        } else {
+            HCRT_CHECK(hcrt_memcpy(a->host, a->stage[k % 2], t->buf.device, (const float *)t->buf.ptr + off,
+                                   m * sizeof(float)));
+        }
+        fold(a, t, off, a->stage[k % 2], m);
+    }
+    return HCRT_OK;
+}
+
 hcrt_status_t hcrt_exact_add(hcrt_exact_t *a)
 {
     HCRT_CHECK_ARG(NULL, a != NULL, "acc", "is NULL");
@@ -291,16 +332,12 @@ hcrt_status_t hcrt_exact_add(hcrt_exact_t *a)
             fold(a, t, 0, t->buf.ptr, t->buf.count);
             continue;
         }
-        for (size_t off = 0; off < t->buf.count; off += STAGE_ELEMS) {
-            size_t m = t->buf.count - off < STAGE_ELEMS ? t->buf.count - off : STAGE_ELEMS;
-            hcrt_status_t st =
-                hcrt_memcpy(a->host, a->stage, t->buf.device, (const float *)t->buf.ptr + off, m * sizeof(float));
-            if (st != HCRT_OK) {
-                /* Folded partly: the step's sums are no longer one micro-batch's multiple. */
-                reset(a);
-                return copy_failed(a, st, "hcrt_exact_add: copying tensor", t);
-            }
-            fold(a, t, off, a->stage, m);
+        hcrt_status_t st = fold_device(a, t);
+        if (st != HCRT_OK) {
+            /* Folded partly: the step's sums are no longer whole micro-batches. Drain the copies. */
+            hcrt_stream_sync(a->stream);
+            reset(a);
+            return copy_failed(a, st, "hcrt_exact_add: copying tensor", t);
         }
     }
     a->adds++;
@@ -355,13 +392,31 @@ static hcrt_status_t write_out(hcrt_exact_t *a, const exact_tensor_t *t, int64_t
         hcrt__exact_to_f32(t->buf.ptr, words, t->buf.count, t->buf.count, &a->w, divisor);
         return HCRT_OK;
     }
-    for (size_t off = 0; off < t->buf.count; off += STAGE_ELEMS) {
+    /* Chunk k is converted into stage[k % 2] once the copy of chunk k - 2 out of it is done, and copied
+     * to the device while chunk k + 1 is converted. */
+    bool async = t->buf.device == a->stage_dev;
+    hcrt_status_t st = HCRT_OK;
+    for (size_t k = 0, off = 0; off < t->buf.count && st == HCRT_OK; k++, off += STAGE_ELEMS) {
         size_t m = t->buf.count - off < STAGE_ELEMS ? t->buf.count - off : STAGE_ELEMS;
-        hcrt__exact_to_f32(a->stage, words + off, t->buf.count, m, &a->w, divisor);
-        hcrt_status_t st = hcrt_memcpy(t->buf.device, (float *)t->buf.ptr + off, a->host, a->stage, m * sizeof(float));
-        if (st != HCRT_OK)
-            return copy_failed(a, st, "hcrt_exact_allreduce: copying the result to tensor", t);
+        if (async && k >= 2)
+            HCRT_CHECK_GOTO(hcrt_event_sync(a->ev[k % 2]), st, out);
+        hcrt__exact_to_f32(a->stage[k % 2], words + off, t->buf.count, m, &a->w, divisor);
+        if (async) {
+            HCRT_CHECK_GOTO(hcrt_memcpy_async(t->buf.device, (float *)t->buf.ptr + off, a->host, a->stage[k % 2],
+                                              m * sizeof(float), a->stream),
+                            st, out);
+            HCRT_CHECK_GOTO(hcrt_event_record(a->ev[k % 2], a->stream), st, out);
+        } else {
+            st = hcrt_memcpy(t->buf.device, (float *)t->buf.ptr + off, a->host, a->stage[k % 2], m * sizeof(float));
+        }
     }
+out:
+    if (async) {
+        hcrt_status_t sync = hcrt_stream_sync(a->stream);
+        st = st != HCRT_OK ? st : sync;
+    }
+    if (st != HCRT_OK)
+        return copy_failed(a, st, "hcrt_exact_allreduce: copying the result to tensor", t);
     return HCRT_OK;
 }
 
