@@ -183,41 +183,28 @@ hcrt_status_t hcrt__trace_init(hcrt_context_t *ctx)
         int64_t len;
         double origin;
     } hdr = {(int64_t)strlen(mine), hcrt__trace_clock()};
-    char *path = NULL;
-    if (ctx->world != MPI_COMM_NULL) {
-        /* Rank 0's setting rules, so that every rank takes part in the merge at hcrt_finalize. */
-        if (MPI_Bcast(&hdr, (int)sizeof(hdr), MPI_BYTE, 0, ctx->world) != MPI_SUCCESS)
-            return hcrt__error(NULL, HCRT_ERR_MPI, "hcrt_init: broadcasting HCRT_TRACE failed");
-        if (hdr.len > TRACE_PATH_MAX)
-            return hcrt__error(NULL, HCRT_ERR_CONFIG,
-                               "hcrt_init: HCRT_TRACE of rank 0 is %lld bytes long; at most "
-                               "%d are accepted",
-                               (long long)hdr.len, TRACE_PATH_MAX);
-        if (hdr.len == 0)
-            return HCRT_OK;
-        path = calloc(1, (size_t)hdr.len + 1);
-        if (path == NULL)
-            return hcrt__error(NULL, HCRT_ERR_NO_MEMORY, "hcrt_init: out of memory");
-        if (ctx->rank == 0)
-            memcpy(path, mine, (size_t)hdr.len);
-        if (MPI_Bcast(path, (int)hdr.len, MPI_CHAR, 0, ctx->world) != MPI_SUCCESS) {
-            free(path);
-            return hcrt__error(NULL, HCRT_ERR_MPI, "hcrt_init: broadcasting HCRT_TRACE failed");
-        }
-        if (ctx->rank != 0 && mine[0] != '\0' && strcmp(mine, path) != 0)
-            HCRT_WARN(TRACE_SUBSYS, "HCRT_TRACE='%s' differs from rank 0's '%s'; rank 0's is used", mine, path);
-    } else {
-        if (hdr.len > TRACE_PATH_MAX)
-            return hcrt__error(NULL, HCRT_ERR_CONFIG,
-                               "hcrt_init: HCRT_TRACE is %lld bytes long; at most %d are "
-                               "accepted",
-                               (long long)hdr.len, TRACE_PATH_MAX);
-        if (hdr.len == 0)
-            return HCRT_OK;
-        path = strdup(mine);
-        if (path == NULL)
-            return hcrt__error(NULL, HCRT_ERR_NO_MEMORY, "hcrt_init: out of memory");
+    bool mpi = ctx->world != MPI_COMM_NULL;
+    /* Rank 0's setting rules, so that every rank takes part in the merge at hcrt_finalize. */
+    if (mpi && MPI_Bcast(&hdr, (int)sizeof(hdr), MPI_BYTE, 0, ctx->world) != MPI_SUCCESS)
+        return hcrt__error(NULL, HCRT_ERR_MPI, "hcrt_init: broadcasting HCRT_TRACE failed");
+    if (hdr.len > TRACE_PATH_MAX)
+        return hcrt__error(NULL, HCRT_ERR_CONFIG,
+                           "hcrt_init: HCRT_TRACE%s is %lld bytes long; at most %d are "
+                           "accepted",
+                           mpi ? " of rank 0" : "", (long long)hdr.len, TRACE_PATH_MAX);
+    if (hdr.len == 0)
+        return HCRT_OK;
+    char *path = calloc(1, (size_t)hdr.len + 1);
+    if (path == NULL)
+        return hcrt__error(NULL, HCRT_ERR_NO_MEMORY, "hcrt_init: out of memory");
+    if (ctx->rank == 0)
+        memcpy(path, mine, (size_t)hdr.len);
+    if (mpi && MPI_Bcast(path, (int)hdr.len, MPI_CHAR, 0, ctx->world) != MPI_SUCCESS) {
+        free(path);
+        return hcrt__error(NULL, HCRT_ERR_MPI, "hcrt_init: broadcasting HCRT_TRACE failed");
     }
+    if (ctx->rank != 0 && mine[0] != '\0' && strcmp(mine, path) != 0)
+        HCRT_WARN(TRACE_SUBSYS, "HCRT_TRACE='%s' differs from rank 0's '%s'; rank 0's is used", mine, path);
     struct hcrt__trace *t = calloc(1, sizeof(*t));
     size_t plen = strlen(path) + 32;
     char *part = malloc(plen);

@@ -342,17 +342,23 @@ hcrt_status_t hcrt_balancer_size(const hcrt_balancer_t *b, int *nranks)
     return HCRT_OK;
 }
 
+/* Copies one entry per rank out to the caller, whose array must have exactly that many. */
+static hcrt_status_t per_rank_out(const hcrt_balancer_t *b, const char *func, const char *what, void *dst,
+                                  const void *src, size_t n, size_t size)
+{
+    if (dst == NULL)
+        return hcrt__error(b->ctx, HCRT_ERR_INVALID_ARG, "%s: argument '%s' is NULL", func, what);
+    if (n != (size_t)b->n)
+        return hcrt__error(b->ctx, HCRT_ERR_INVALID_ARG, "%s: argument 'n' is %zu, not the %d ranks of the balancer",
+                           func, n, b->n);
+    memcpy(dst, src, n * size);
+    return HCRT_OK;
+}
+
 hcrt_status_t hcrt_balancer_shares(const hcrt_balancer_t *b, int64_t *shares, size_t n)
 {
     HCRT_CHECK_ARG(NULL, b != NULL, "bal", "is NULL");
-    HCRT_CHECK_ARG(b->ctx, shares != NULL, "shares", "is NULL");
-    if (n != (size_t)b->n)
-        return hcrt__error(b->ctx, HCRT_ERR_INVALID_ARG,
-                           "hcrt_balancer_shares: argument 'n' is %zu, not the %d "
-                           "ranks of the balancer",
-                           n, b->n);
-    memcpy(shares, b->shares, n * sizeof(*shares));
-    return HCRT_OK;
+    return per_rank_out(b, __func__, "shares", shares, b->shares, n, sizeof(*shares));
 }
 
 hcrt_status_t hcrt_balancer_assignment(const hcrt_balancer_t *b, int64_t *first, int64_t *count)
@@ -371,14 +377,7 @@ hcrt_status_t hcrt_balancer_assignment(const hcrt_balancer_t *b, int64_t *first,
 hcrt_status_t hcrt_balancer_rates(const hcrt_balancer_t *b, double *rates, size_t n)
 {
     HCRT_CHECK_ARG(NULL, b != NULL, "bal", "is NULL");
-    HCRT_CHECK_ARG(b->ctx, rates != NULL, "rates", "is NULL");
-    if (n != (size_t)b->n)
-        return hcrt__error(b->ctx, HCRT_ERR_INVALID_ARG,
-                           "hcrt_balancer_rates: argument 'n' is %zu, not the %d "
-                           "ranks of the balancer",
-                           n, b->n);
-    memcpy(rates, b->rates, n * sizeof(*rates));
-    return HCRT_OK;
+    return per_rank_out(b, __func__, "rates", rates, b->rates, n, sizeof(*rates));
 }
 
 hcrt_status_t hcrt_balancer_last_decision(const hcrt_balancer_t *b, hcrt_balance_decision_t *d)

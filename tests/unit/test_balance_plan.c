@@ -15,17 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"
 #include "runtime/balance/plan.h"
 #include "test.h"
 
-/* xorshift64*: the same sequence on every machine. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ull;
+    return test_rng_next(&rng_state);
 }
 static double uniform(void)
 {

@@ -19,15 +19,13 @@
 #include <string.h>
 
 #include "kernels/exact_kernels.h"
+#include "rng.h"
 #include "test.h"
 
 static uint64_t rng_state = 0x853C49E6748FEA9Bull;
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ull;
+    return test_rng_next(&rng_state);
 }
 
 static uint32_t fbits(float f)
