@@ -110,16 +110,27 @@ static hcrt_status_t check_tensors(hcrt_context_t *ctx, const hcrt_buffer_t *buf
     return HCRT_OK;
 }
 
-/* Every rank must use the same window and tensor sizes: compare max and -min over ranks. */
-static hcrt_status_t check_same(hcrt_exact_t *a)
+/* Every rank must use the same window and tensor sizes (compared as max and -min over ranks), and every
+ * rank must have its accumulator (local_st: how its allocations went), so that all ranks succeed or fail
+ * together. One allreduce of 10 int64. */
+static hcrt_status_t check_same(hcrt_exact_t *a, hcrt_status_t local_st)
 {
     uint64_t sizes = 1469598103934665603ull; /* FNV-1a over the element counts */
     for (size_t i = 0; i < a->n; i++)
         sizes = (sizes ^ a->t[i].buf.count) * 1099511628211ull;
-    int64_t v[8] = {a->w.lsb, a->w.top, (int64_t)a->n, (int64_t)(sizes >> 1)};
+    int64_t v[10] = {a->w.lsb, a->w.top, (int64_t)a->n, (int64_t)(sizes >> 1)};
     for (int i = 0; i < 4; i++)
         v[4 + i] = -v[i];
-    HCRT_CHECK(hcrt_comm_allreduce(a->comm, HCRT_IN_PLACE, v, 8, HCRT_I64, HCRT_OP_MAX, NULL));
+    v[8] = local_st != HCRT_OK ? INT32_MAX - a->comm->rank : -1; /* the lowest failed rank wins */
+    v[9] = -(int64_t)local_st;                                   /* the most negative status */
+    HCRT_CHECK(hcrt_comm_allreduce(a->comm, HCRT_IN_PLACE, v, 10, HCRT_I64, HCRT_OP_MAX, NULL));
+    if (local_st != HCRT_OK)
+        return local_st; /* its own message stands */
+    if (v[8] >= 0)
+        return hcrt__error(a->ctx, (hcrt_status_t)-v[9],
+                           "hcrt_exact_create: rank %lld could not create its "
+                           "accumulator (%s; its log says why)",
+                           (long long)(INT32_MAX - v[8]), hcrt_status_name((hcrt_status_t)-v[9]));
     static const char *const what[] = {"params->lsb_exponent", "params->top_exponent", "n", "bufs[].count"};
     for (int i = 0; i < 4; i++)
         if (v[i] != -v[4 + i])
@@ -128,6 +139,30 @@ static hcrt_status_t check_same(hcrt_exact_t *a)
                                "(every rank must register the same tensors and window)",
                                what[i]);
     return HCRT_OK;
+}
+
+/* The accumulator's memory: words, sums, block stamps, and for device tensors the staging chunks, events
+ * and stream. */
+static hcrt_status_t allocate(hcrt_exact_t *a)
+{
+    a->words = calloc(a->nwords, sizeof(*a->words));
+    a->sums = calloc(a->elems, sizeof(*a->sums));
+    a->stamp = calloc(a->nblocks, sizeof(*a->stamp));
+    a->gen = 1;
+    if (a->words == NULL || a->sums == NULL || a->stamp == NULL)
+        return hcrt__error(a->ctx, HCRT_ERR_NO_MEMORY,
+                           "hcrt_exact_create: out of memory for the accumulator of "
+                           "%zu elements (%zu MiB)",
+                           a->elems, (a->nwords * 8 + a->elems * 8) >> 20);
+    if (a->stage_dev == NULL)
+        return HCRT_OK;
+    for (int i = 0; i < 2; i++) {
+        void *stage = NULL;
+        HCRT_CHECK(hcrt_mem_alloc_host(a->stage_dev, STAGE_ELEMS * sizeof(float), &stage));
+        a->stage[i] = stage;
+        HCRT_CHECK(hcrt_event_create(a->stage_dev, &a->ev[i]));
+    }
+    return hcrt_stream_create(a->stage_dev, &a->stream);
 }
 
 hcrt_status_t hcrt_exact_create(hcrt_comm_t *comm, const hcrt_buffer_t *bufs, const char *const *names, size_t n,
@@ -194,27 +229,7 @@ hcrt_status_t hcrt_exact_create(hcrt_comm_t *comm, const hcrt_buffer_t *bufs, co
             a->stage_dev = t->buf.device;
     }
     a->nwords = (size_t)w.words * a->elems + TRAILER;
-    a->words = calloc(a->nwords, sizeof(*a->words));
-    a->sums = calloc(a->elems, sizeof(*a->sums));
-    a->stamp = calloc(a->nblocks, sizeof(*a->stamp));
-    a->gen = 1;
-    if (a->words == NULL || a->sums == NULL || a->stamp == NULL) {
-        st = hcrt__error(ctx, HCRT_ERR_NO_MEMORY,
-                         "hcrt_exact_create: out of memory for the accumulator of %zu "
-                         "elements (%zu MiB)",
-                         a->elems, (a->nwords * 8 + a->elems * 8) >> 20);
-        goto err;
-    }
-    if (a->stage_dev != NULL) {
-        for (int i = 0; i < 2; i++) {
-            void *stage = NULL;
-            HCRT_CHECK_GOTO(hcrt_mem_alloc_host(a->stage_dev, STAGE_ELEMS * sizeof(float), &stage), st, err);
-            a->stage[i] = stage;
-            HCRT_CHECK_GOTO(hcrt_event_create(a->stage_dev, &a->ev[i]), st, err);
-        }
-        HCRT_CHECK_GOTO(hcrt_stream_create(a->stage_dev, &a->stream), st, err);
-    }
-    HCRT_CHECK_GOTO(check_same(a), st, err);
+    HCRT_CHECK_GOTO(check_same(a, allocate(a)), st, err);
     HCRT_DEBUG(EXACT_SUBSYS, "exact accumulator: %zu tensors, %zu elements, window [2^%d, 2^%d), %d words", a->n,
                a->elems, w.lsb, w.top, w.words);
     *out = a;

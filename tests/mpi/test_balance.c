@@ -15,6 +15,9 @@
  *             orders, and on each rank alone, are bitwise identical, and equal the float64 sum rounded
  *             once where that is exact; rank 0 prints a hash that must be the same at every world size
  *             (tests/mpi/test_exact_worlds.sh); a value outside the window fails on every rank, naming it
+ *   devfault  rank 1's sim device fails the copy of its gradients (HCRT_SIM_FAULT=copy_fail=2, an MPMD
+ *             job): hcrt_exact_add fails there naming the tensor and device, the accumulator starts over,
+ *             and the next reduction gives every rank the sum of the other ranks' gradients
  *   badargs   every new public call refuses bad arguments naming them; mismatched collective
  *             arguments fail on every rank
  *   tracejob  collectives, a checkpoint, a restore, balancer decisions, an exact reduction and
@@ -532,6 +535,46 @@ static void run_exact(void)
     free(e.b);
 }
 
+/* ---- devfault --------------------------------------------------------------------------------- */
+
+static void run_devfault(void)
+{
+    enum { N = 1000 };
+    float h[N];
+    hcrt_device_t *dev = sim_dev ? sim_dev : host_dev;
+    void *d = NULL;
+    REQUIRE_OK(ctx, hcrt_mem_alloc(dev, sizeof(h), &d));
+    for (int i = 0; i < N; i++)
+        h[i] = (float)(rank + 1) * 0.25f + (float)i;
+    REQUIRE_OK(ctx, hcrt_memcpy(dev, d, host_dev, h, sizeof(h))); /* the sim device's copy 1 */
+    hcrt_buffer_t b = {dev, d, N, HCRT_F32};
+    const char *names[1] = {"g"};
+    hcrt_exact_t *acc;
+    REQUIRE_OK(ctx, hcrt_exact_create(comm, &b, names, 1, NULL, &acc));
+    hcrt_status_t st = hcrt_exact_add(acc); /* copy 2: fails on rank 1 */
+    if (rank == 1) {
+        CHECK_MSG(st != HCRT_OK && strstr(hcrt_last_error(ctx), "'g'") && strstr(hcrt_last_error(ctx), "sim"),
+                  "rank 1: hcrt_exact_add gave %s: %s", hcrt_status_name(st), hcrt_last_error(ctx));
+    } else {
+        CHECK_OK(ctx, st);
+    }
+    int64_t total = 0;
+    REQUIRE_OK(ctx, hcrt_exact_allreduce(acc, rank == 1 ? 0 : 1, &total, 0));
+    REQUIRE_OK(ctx, hcrt_memcpy(host_dev, h, dev, d, sizeof(h)));
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        double want = 0;
+        for (int r = 0; r < nranks; r++)
+            if (r != 1)
+                want += (double)((float)(r + 1) * 0.25f + (float)i);
+        bad += h[i] != (float)want;
+    }
+    CHECK_MSG(bad == 0 && total == nranks - 1, "%d elements differ from the other ranks' sum (samples %lld)", bad,
+              (long long)total);
+    hcrt_exact_destroy(acc);
+    hcrt_mem_free(dev, d);
+}
+
 /* ---- badargs ----------------------------------------------------------------------------------- */
 
 /* Expects `call` to fail with `status` and a message naming `arg`. */
@@ -803,7 +846,7 @@ static void run_tracejob(const char *dir)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: test_balance agree|prior|grads|exact|badargs|tracejob [dir]\n");
+        fprintf(stderr, "usage: test_balance agree|prior|grads|exact|devfault|badargs|tracejob [dir]\n");
         return 2;
     }
     REQUIRE_OK(NULL, hcrt_init(NULL, &ctx));
@@ -828,6 +871,8 @@ int main(int argc, char **argv)
         run_exact();
     else if (strcmp(mode, "badargs") == 0)
         run_badargs();
+    else if (strcmp(mode, "devfault") == 0)
+        run_devfault();
     else if (strcmp(mode, "tracejob") == 0 && argc > 2)
         run_tracejob(argv[2]);
     else {
