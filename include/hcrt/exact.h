@@ -90,7 +90,8 @@ HCRT_EXPORT hcrt_status_t hcrt_exact_destroy(hcrt_exact_t *acc);
  * may be overwritten when it returns (work enqueued on the device's streams must be complete before the
  * call). A value outside the window does not fail here (the other ranks could not know); it makes the
  * next hcrt_exact_allreduce fail on every rank. Local. Errors: HCRT_ERR_INVALID_ARG (NULL acc), device
- * copy errors.
+ * copy errors (naming the tensor and its device); after one, what was added since the last reduction is
+ * discarded (the accumulator starts the step over), so the application may retry or skip the step.
  */
 HCRT_EXPORT hcrt_status_t hcrt_exact_add(hcrt_exact_t *acc);
 
