@@ -164,6 +164,44 @@ static hcrt__algo_t choose(const struct hcrt_comm *c, const hcrt__args_t *a, siz
     return segbytes <= HCRT__RD_MAX_BYTES ? HCRT__ALGO_RD : HCRT__ALGO_RING;
 }
 
+static const char *algo_name(hcrt__algo_t algo)
+{
+    static const char *const names[] = {"auto", "ring", "rd", "shm", "hier", "mpi"};
+    return (unsigned)algo < sizeof(names) / sizeof(names[0]) ? names[algo] : "?";
+}
+
+/* The trace's name of the algorithm a call runs: the choice of its first segment, as the builders
+ * below make it (a last, short segment may differ; the label does not say). */
+const char *hcrt__algo_label(const struct hcrt_comm *c, const hcrt__args_t *a)
+{
+    size_t bytes = a->count * hcrt_dtype_size(a->dtype), seg = bytes < c->chunk ? bytes : c->chunk;
+    if (a->algo != NULL)
+        return a->algo;
+    if (c->size == 1)
+        return "local";
+    switch (a->coll) {
+    case HCRT__COLL_ALLREDUCE:
+    case HCRT__COLL_REDUCE: {
+        hcrt__algo_t algo = choose(c, a, seg);
+        if (on_device(a) && algo == HCRT__ALGO_SHM && c->node_size > 1 && seg > c->shm.small)
+            return c->shm.map_dev == a->device ? "shm-mapped" : "shm-device";
+        return algo_name(algo);
+    }
+    case HCRT__COLL_BROADCAST:
+        return a->blocking && c->node_count == 1 && c->has_shm && c->algo != HCRT__ALGO_RING &&
+                       c->algo != HCRT__ALGO_RD && c->algo != HCRT__ALGO_MPI
+                   ? "shm"
+                   : "tree";
+    case HCRT__COLL_ALLGATHER:
+    case HCRT__COLL_REDUCE_SCATTER:
+        return "ring";
+    case HCRT__COLL_BARRIER:
+        return a->blocking && c->node_count == 1 && c->has_shm ? "shm" : "dissemination";
+    default:
+        return "mpi";
+    }
+}
+
 /* Reduces one segment: in (host) -> out (host, may equal in). tmp holds one segment. */
 static hcrt_status_t segment(builder_t *b, const hcrt__args_t *a, const void *in, void *out, size_t count,
                              void *tmp)

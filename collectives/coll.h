@@ -275,6 +275,7 @@ typedef struct hcrt__args {
     const size_t *counts, *displs, *scounts, *sdispls;
     hcrt_device_t *device; /* the caller's device, NULL for host */
     bool blocking;
+    const char *algo;      /* for the trace: a path that bypassed the schedule ("vendor", "shm"), or NULL */
 } hcrt__args_t;
 
 /* The ranks a point-to-point algorithm runs over: the communicator, or its node leaders (hier.c). */
@@ -348,6 +349,32 @@ hcrt_status_t hcrt__request_start(struct hcrt_comm *comm, hcrt__sched_t *s, hcrt
 /* Builds the schedule of one call (build.c); staging included. */
 hcrt_status_t hcrt__build(struct hcrt_comm *comm, const hcrt__args_t *a, hcrt__sched_t *s,
                           hcrt__block_t **blocks, int *nblocks);
+
+/* ---- the timeline (trace.c) ----------------------------------------------------------------------------- */
+
+/* The algorithm a call runs, as the trace names it (build.c: mirrors the choices hcrt__build makes). */
+const char *hcrt__algo_label(const struct hcrt_comm *c, const hcrt__args_t *a);
+
+/* What the trace records of one collective; kept by a nonblocking request until it completes. */
+typedef struct hcrt__coll_trace {
+    const char *name, *algo;
+    uint64_t seq;
+    size_t bytes;
+    hcrt__coll_t coll;
+    hcrt_dtype_t dtype;
+    hcrt_op_t op;
+    const char *backend; /* of the caller's buffers */
+    bool blocking;
+    double start;        /* trace clock */
+} hcrt__coll_trace_t;
+
+/* Fills the record of the call just started (comm->seq is its sequence number). */
+void hcrt__coll_trace_begin(struct hcrt_comm *comm, const hcrt__args_t *a, const char *name, size_t bytes,
+                            double start, hcrt__coll_trace_t *t);
+/* Writes the complete event of a finished call. */
+void hcrt__coll_trace_end(struct hcrt_comm *comm, const hcrt__coll_trace_t *t, hcrt_status_t status);
+/* Hands the record to a nonblocking request: its event is written when it completes (progress.c). */
+void hcrt__request_trace(struct hcrt_request *req, const hcrt__coll_trace_t *t);
 
 /* Vendor fast path (vendor.c): HCRT_OK when done by the backend, HCRT_ERR_NOT_SUPPORTED to fall back. */
 hcrt_status_t hcrt__vendor_allreduce(struct hcrt_comm *comm, const hcrt__args_t *a);

@@ -14,6 +14,7 @@
 
 #include "collectives/coll.h"
 #include "runtime/fault/fault.h"
+#include "runtime/trace.h"
 
 static const char *const coll_names[HCRT__COLL_COUNT] = {
     "allreduce", "reduce",   "broadcast", "allgather", "allgatherv", "reduce_scatter",
@@ -114,8 +115,8 @@ static hcrt_status_t check_v(const hcrt_comm_t *comm, const char *func, const ch
 
 /* ---- the common path ------------------------------------------------------------------------------ */
 
-static hcrt_status_t run_op(hcrt_comm_t *comm, const char *func, hcrt__args_t *a, size_t bytes,
-                            hcrt_request_t **req)
+static hcrt_status_t run_op_untraced(hcrt_comm_t *comm, const char *func, hcrt__args_t *a, size_t bytes,
+                                     hcrt_request_t **req)
 {
     const char *name = hcrt__coll_name(a->coll);
     uint64_t seq = ++comm->seq;
@@ -130,13 +131,17 @@ static hcrt_status_t run_op(hcrt_comm_t *comm, const char *func, hcrt__args_t *a
         HCRT_CHECK(hcrt__check_call(comm, func, a, seq));
     if ((a->coll == HCRT__COLL_ALLREDUCE) && a->blocking && comm->vendor != NULL) {
         status = hcrt__vendor_allreduce(comm, a);
+        a->algo = "vendor";
         if (status != HCRT_ERR_NOT_SUPPORTED)
             return status;
+        a->algo = NULL;
     }
     if (req == NULL) {
         status = hcrt__fast_path(comm, a, seq);
+        a->algo = "shm";
         if (status != HCRT_ERR_NOT_SUPPORTED)
             return status;
+        a->algo = NULL;
     }
     hcrt__sched_init(&s, comm, a->dtype, a->op, (int)(seq % HCRT__TAG_SPAN));
     status = hcrt__build(comm, a, &s, blocks, &nblocks);
@@ -149,6 +154,24 @@ static hcrt_status_t run_op(hcrt_comm_t *comm, const char *func, hcrt__args_t *a
         hcrt__pool_put(blocks[i]);
     hcrt__stage_put(s.stage);
     hcrt__sched_fini(&s);
+    return status;
+}
+
+/* The common path, with one complete trace event per call when HCRT_TRACE is set (runtime/trace.h):
+ * when it is not, the cost is the one branch. A nonblocking call's event is written when it completes. */
+static hcrt_status_t run_op(hcrt_comm_t *comm, const char *func, hcrt__args_t *a, size_t bytes,
+                            hcrt_request_t **req)
+{
+    if (!hcrt__trace_on(comm->ctx))
+        return run_op_untraced(comm, func, a, bytes, req);
+    double start = hcrt__trace_clock();
+    hcrt_status_t status = run_op_untraced(comm, func, a, bytes, req);
+    hcrt__coll_trace_t t;
+    hcrt__coll_trace_begin(comm, a, hcrt__coll_name(a->coll), bytes, start, &t);
+    if (req != NULL && status == HCRT_OK)
+        hcrt__request_trace(*req, &t);
+    else
+        hcrt__coll_trace_end(comm, &t, status);
     return status;
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "collectives/coll.h"
+#include "runtime/trace.h"
 
 struct hcrt_request {
     struct hcrt_comm *comm;
@@ -24,6 +25,8 @@ struct hcrt_request {
     size_t bytes;
     double start;
     struct hcrt_request *next;
+    bool traced;              /* trace holds the call's record (HCRT_TRACE) */
+    hcrt__coll_trace_t trace;
 };
 
 void hcrt__poll_relax(unsigned *spins)
@@ -78,6 +81,8 @@ static void finish(hcrt_request_t *r, hcrt_status_t status)
 {
     r->done = true;
     r->status = status;
+    if (r->traced)
+        hcrt__coll_trace_end(r->comm, &r->trace, status);
     for (int i = 0; i < r->nblocks; i++)
         hcrt__pool_put(r->blocks[i]);
     r->nblocks = 0;
@@ -152,6 +157,16 @@ hcrt_status_t hcrt__request_start(struct hcrt_comm *comm, hcrt__sched_t *s, hcrt
     progress_one(r);
     *req = r;
     return HCRT_OK;
+}
+
+void hcrt__request_trace(hcrt_request_t *req, const hcrt__coll_trace_t *t)
+{
+    if (req->done) {
+        hcrt__coll_trace_end(req->comm, t, req->status);
+        return;
+    }
+    req->trace = *t;
+    req->traced = true;
 }
 
 static void check_deadline(hcrt_request_t *r)

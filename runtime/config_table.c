@@ -62,6 +62,12 @@ const hcrt__config_def_t hcrt__config_table[] = {
     {"HCRT_CKPT_PARTNER", "1", HCRT__CFG_BOOL, 0, 0, NULL,
      "Keep an in-memory copy of each rank's snapshot on a partner rank of another node."},
 
+    /* ---- timeline ---- */
+    {"HCRT_TRACE", "", HCRT__CFG_STRING, 0, 0, NULL,
+     "Write a Chrome trace (chrome://tracing, Perfetto) of every rank's collectives, checkpoint phases, "
+     "balancer decisions and application events to this file at hcrt_finalize; each rank appends to "
+     "FILE.rank-N as it goes (rank 0's value is used). Empty: no trace."},
+
     /* ---- faults ---- */
     {"HCRT_FAULT", "", HCRT__CFG_STRING, 0, 0, NULL,
      "Injected failures for tests, e.g. kill:rank=1:step=3 or hang:rank=2:op=allreduce:seq=5; see "

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "runtime/internal.h"
+#include "runtime/trace.h"
 
 void hcrt_context_params_init(hcrt_context_params_t *params)
 {
@@ -144,6 +145,7 @@ hcrt_status_t hcrt_init(const hcrt_context_params_t *params, hcrt_context_t **ou
                     err_topo);
     HCRT_CHECK_GOTO(collect_devices(ctx), st, err_loader);
     HCRT_CHECK_GOTO(hcrt__select_device(ctx), st, err_loader);
+    HCRT_CHECK_GOTO(hcrt__trace_init(ctx), st, err_loader);
 
     HCRT_DEBUG("init", "context ready: rank %d/%d (local %d/%d), %d backends, %d devices", ctx->rank, ctx->size,
                ctx->local_rank, ctx->local_size, ctx->nbackends, ctx->ndevices);
@@ -174,6 +176,7 @@ hcrt_status_t hcrt_finalize(hcrt_context_t *ctx)
 {
     if (ctx == NULL)
         return HCRT_OK;
+    hcrt__trace_fini(ctx); /* collective: merges every rank's part on rank 0 */
     hcrt__loader_unload(ctx);
     free(ctx->devices);
     hcrt__topology_fini(ctx);

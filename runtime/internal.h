@@ -172,6 +172,7 @@ struct hcrt_event {
 };
 
 struct hcrt__topology; /* runtime/topology.c */
+struct hcrt__trace;    /* runtime/trace.c */
 
 struct hcrt_context {
     uint32_t api_version;
@@ -192,6 +193,8 @@ struct hcrt_context {
 
     struct hcrt__topology *topo;
     char bound_cpus[256];
+
+    struct hcrt__trace *trace; /* HCRT_TRACE state, NULL when not tracing (runtime/trace.h) */
 };
 
 /* The built-in cpu backend's table (backends/cpu). */

@@ -329,6 +329,12 @@ HCRT_EXPORT hcrt_status_t hcrt_topology_get_info(const hcrt_context_t *ctx, hcrt
 /* What a job tells the restart loop hcrt-run: heartbeats, failure records, an agreed stop (hcrt/run.h). */
 #include "hcrt/run.h"
 
+/* The balancer and gradients summed by sample count (hcrt/balance.h), exact mode (hcrt/exact.h), the
+ * application's events on the timeline (hcrt/trace.h). */
+#include "hcrt/balance.h"
+#include "hcrt/exact.h"
+#include "hcrt/trace.h"
+
 /* Compute on any device: gemm, bias add, ReLU, softmax cross-entropy, optimizers (hcrt/compute.h). */
 #include "hcrt/compute.h"
 

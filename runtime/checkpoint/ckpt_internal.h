@@ -116,6 +116,7 @@ struct hcrt_ckpt {
     uint64_t my_bytes;        /* the size message's buffer */
 
     double t_save_start;
+    double tr_save, tr_agree; /* trace clock at the save and at the start of the agreement (HCRT_TRACE) */
 };
 
 /* snapshot.c */

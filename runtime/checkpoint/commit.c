@@ -23,6 +23,7 @@
 
 #include "runtime/checkpoint/ckpt_internal.h"
 #include "runtime/fault/fault.h"
+#include "runtime/trace.h"
 
 /* This rank's descriptor: a partial manifest, or "E" and the error text when persisting failed. */
 static char *build_descriptor(hcrt_ckpt_t *ck, hcrt_status_t persisted)
@@ -336,6 +337,10 @@ static void finish(hcrt_ckpt_t *ck)
     ck->verdict.msg[sizeof(ck->verdict.msg) - 1] = '\0';
     ck->state = CKPT_IDLE;
     ck->result = (hcrt_status_t)ck->verdict.status;
+    if (hcrt__trace_on(ck->ctx))
+        hcrt__trace_event(ck->ctx, HCRT__LANE_CKPT, 'X', "ckpt agree+commit", "ckpt", ck->tr_agree,
+                          hcrt__trace_clock() - ck->tr_agree, "\"step\":%lld,\"committed\":%s,\"status\":\"%s\"",
+                          (long long)ck->step, ck->result == HCRT_OK ? "true" : "false", hcrt_status_name(ck->result));
     if (ck->result == HCRT_OK) {
         ck->last_committed = ck->step;
         ck->held_step = ck->held_pending;
@@ -368,6 +373,8 @@ hcrt_status_t hcrt__ckpt_progress(hcrt_ckpt_t *ck, bool block, bool *done)
                 return HCRT_OK;
             /* This rank's file is durable (or failed); a kill here precedes any agreement. */
             hcrt__fault_hit(ck->ctx, "ckpt", "before_agree", ck->step);
+            if (hcrt__trace_on(ck->ctx))
+                ck->tr_agree = hcrt__trace_clock();
             HCRT_CHECK(post_gather(ck));
             ck->state = CKPT_GATHER_LEN;
             break;
@@ -458,8 +465,13 @@ hcrt_status_t hcrt_ckpt_save(hcrt_ckpt_t *ck, int64_t step, const void *meta, si
                            "previous save's step %lld", (long long)step, (long long)ck->last_step);
 
     ck->t_save_start = hcrt__now();
+    ck->tr_save = hcrt__trace_on(ctx) ? hcrt__trace_clock() : 0;
     HCRT_CHECK(hcrt__ckpt_layout(ck));
     HCRT_CHECK(hcrt__ckpt_snapshot(ck, step));
+    if (ck->tr_save != 0)
+        hcrt__trace_event(ctx, HCRT__LANE_CKPT, 'X', "ckpt snapshot", "ckpt", ck->tr_save,
+                          hcrt__trace_clock() - ck->tr_save, "\"step\":%lld,\"bytes\":%llu", (long long)step,
+                          (unsigned long long)ck->file_bytes);
     if (meta_len > ck->meta_cap) {
         unsigned char *m = realloc(ck->meta, meta_len);
         if (m == NULL)

@@ -16,6 +16,7 @@
 
 #include "runtime/checkpoint/ckpt_internal.h"
 #include "runtime/fault/fault.h"
+#include "runtime/trace.h"
 
 static int pwrite_full(int fd, const unsigned char *p, size_t len, uint64_t off)
 {
@@ -220,9 +221,13 @@ static void *thread_main(void *arg)
         int64_t step = ck->step;
         pthread_mutex_unlock(&ck->mu);
 
-        double t0 = hcrt__now();
+        double t0 = hcrt__now(), tr0 = hcrt__trace_on(ck->ctx) ? hcrt__trace_clock() : 0;
         ck->job_err[0] = '\0';
         hcrt_status_t st = persist(ck, step);
+        if (tr0 != 0)
+            hcrt__trace_event(ck->ctx, HCRT__LANE_CKPT_IO, 'X', "ckpt persist", "ckpt", tr0, hcrt__trace_clock() - tr0,
+                              "\"step\":%lld,\"bytes\":%llu,\"status\":\"%s\"", (long long)step,
+                              (unsigned long long)ck->file_bytes, hcrt_status_name(st));
         HCRT_DEBUG(CKPT_SUBSYS, "step %lld: %llu bytes persisted in %.3f s (%s)", (long long)step,
                    (unsigned long long)ck->file_bytes, hcrt__now() - t0, hcrt_status_name(st));
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "runtime/checkpoint/reshard.h"
+#include "runtime/trace.h"
 
 #define PIECE ((uint64_t)1 << 30)
 #define TAG_IMG 7311
@@ -326,8 +327,8 @@ out:
     return st;
 }
 
-hcrt_status_t hcrt_ckpt_restore(hcrt_ckpt_t *ck, int64_t step, void *meta_buf, size_t cap, size_t *meta_len,
-                                int64_t *restored_step)
+static hcrt_status_t restore_untraced(hcrt_ckpt_t *ck, int64_t step, void *meta_buf, size_t cap, size_t *meta_len,
+                                       int64_t *restored_step)
 {
     hcrt_status_t st;
     int64_t *steps = NULL;
@@ -416,5 +417,22 @@ hcrt_status_t hcrt_ckpt_restore(hcrt_ckpt_t *ck, int64_t step, void *meta_buf, s
 out:
     hcrt__manifest_free(&m);
     free(steps);
+    return st;
+}
+
+/* hcrt_ckpt_restore with a complete event on the timeline when HCRT_TRACE is set. */
+hcrt_status_t hcrt_ckpt_restore(hcrt_ckpt_t *ck, int64_t step, void *meta_buf, size_t cap, size_t *meta_len,
+                                int64_t *restored_step)
+{
+    if (ck == NULL || !hcrt__trace_on(ck->ctx))
+        return restore_untraced(ck, step, meta_buf, cap, meta_len, restored_step);
+    double start = hcrt__trace_clock();
+    int64_t got = -1;
+    hcrt_status_t st = restore_untraced(ck, step, meta_buf, cap, meta_len, &got);
+    if (st == HCRT_OK && restored_step != NULL)
+        *restored_step = got;
+    hcrt__trace_event(ck->ctx, HCRT__LANE_CKPT, 'X', "ckpt restore", "ckpt", start, hcrt__trace_clock() - start,
+                      "\"requested\":%lld,\"restored\":%lld,\"status\":\"%s\"", (long long)step,
+                      (long long)(st == HCRT_OK ? got : -1), hcrt_status_name(st));
     return st;
 }

@@ -126,6 +126,27 @@ int main(void)
     CHECK(offsetof(hcrt_optim_params_t, kind) == 8 && offsetof(hcrt_optim_params_t, step) == 16);
     CHECK(offsetof(hcrt_optim_params_t, lr) == 24 && offsetof(hcrt_optim_params_t, eps) == 72);
     CHECK(offsetof(hcrt_optim_params_t, nesterov) == 80 && sizeof(hcrt_optim_params_t) == 88);
+    /* Balancer, exact mode (hcrt/balance.h, hcrt/exact.h). */
+    CHECK(offsetof(hcrt_balance_params_t, struct_size) == 0);
+    CHECK(offsetof(hcrt_balance_params_t, micro_batches) == 8);
+    CHECK(offsetof(hcrt_balance_params_t, micro_batch_size) == 16);
+    CHECK(offsetof(hcrt_balance_params_t, mode) == 24);
+    CHECK(offsetof(hcrt_balance_params_t, interval) == 28);
+    CHECK(offsetof(hcrt_balance_params_t, smoothing) == 32);
+    CHECK(offsetof(hcrt_balance_params_t, hysteresis) == 40);
+    CHECK(offsetof(hcrt_balance_params_t, warmup_steps) == 48);
+    CHECK(offsetof(hcrt_balance_params_t, max_micro_batches) == 56);
+    CHECK(offsetof(hcrt_balance_params_t, bytes_per_sample) == 64);
+    CHECK(offsetof(hcrt_balance_params_t, device) == 72);
+    CHECK(offsetof(hcrt_balance_params_t, use_device_speed) == 80);
+    CHECK(sizeof(hcrt_balance_params_t) == 88);
+    CHECK(offsetof(hcrt_balance_decision_t, struct_size) == 0);
+    CHECK(sizeof(hcrt_balance_decision_t) == 48);
+    CHECK(offsetof(hcrt_exact_params_t, struct_size) == 0);
+    CHECK(offsetof(hcrt_exact_params_t, lsb_exponent) == 8);
+    CHECK(offsetof(hcrt_exact_params_t, top_exponent) == 12);
+    CHECK(sizeof(hcrt_exact_params_t) == 16);
+    CHECK(HCRT_BALANCE_ONLINE == 2 && HCRT_BALANCE_UNKNOWN == 6);
 
     /* Enum values are ABI. */
     CHECK(HCRT_F32 == 8 && HCRT_BF16 == 7 && HCRT_DTYPE_COUNT == 10);

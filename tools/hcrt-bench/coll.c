@@ -47,6 +47,7 @@ static void usage(FILE *f)
             "usage: mpirun -np N hcrt-bench [options]\n"
             "       hcrt-bench ckpt [options]      checkpoint benchmark (hcrt-bench ckpt --help)\n"
             "       hcrt-bench gemm [options]      compute gemm beside OpenBLAS (hcrt-bench gemm --help)\n"
+            "       hcrt-bench exact [options]     exact mode against the float reduction (hcrt-bench exact --help)\n"
             "  -c, --coll COLL       allreduce (default), reduce, broadcast, allgather, reduce_scatter, alltoall\n"
             "  -b, --minbytes SIZE   smallest size, with K/M/G suffixes (default 8)\n"
             "  -e, --maxbytes SIZE   largest size (default 64M)\n"
