@@ -145,12 +145,15 @@ hcrt_status_t train_ckpt_open(train_job_t *j)
     if (status == HCRT_OK)
         status = take_meta(j, meta, meta_len);
     free(meta);
-    if (status != HCRT_OK) {
-        if (status == HCRT_ERR_NOT_FOUND || status == HCRT_ERR_CORRUPT || status == HCRT_ERR_IO)
-            fprintf(stderr, "hcrt-train: rank %d: restore from %s: %s: %s\n", j->rank, j->o.ckpt_dir,
-                    hcrt_status_name(status), hcrt_last_error(j->ctx));
+    if (status == HCRT_ERR_MISMATCH && j->rank == 0)
+        fprintf(stderr, "hcrt-train: the checkpoint in %s is of another job: its tensors differ from this "
+                "job's (%s); use another --ckpt-dir or the same --layers and optimizer\n", j->o.ckpt_dir,
+                hcrt_last_error(j->ctx));
+    else if (status != HCRT_OK && status != HCRT_ERR_MISMATCH)
+        fprintf(stderr, "hcrt-train: rank %d: restore from %s: %s: %s\n", j->rank, j->o.ckpt_dir,
+                hcrt_status_name(status), hcrt_last_error(j->ctx));
+    if (status != HCRT_OK)
         return status;
-    }
     /* Every rank restored its slice of the parameters: gather the whole model. */
     TRAIN_TRY(j, hcrt_comm_allgather(j->comm, HCRT_IN_PLACE, j->model.params, j->shard_len, HCRT_F32, j->dev), err);
     j->restored_from = got;
