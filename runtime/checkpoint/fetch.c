@@ -49,39 +49,111 @@ static bool offer_has(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs, hcrt__ckpt_leve
                                      : hcrt__ckpt_level_has(rs, level, w);
 }
 
-/* Sends writer w's image from `holder` to every rank that failed it (MPI_Send/Recv in pieces; every rank
- * walks the same (writer, rank) order, so the pairs meet without deadlock). */
+/* The extents of writer w's file this rank reads (whole checksum chunks of the shards that overlap its
+ * registered rows), merged, as (offset, length) pairs in *ext (malloc'd); *n pairs. */
+static hcrt_status_t needed_extents(hcrt_ckpt_t *ck, const hcrt__ckpt_sources_t *rs, int w, uint64_t **ext,
+                                    uint64_t *n)
+{
+    size_t cap = 0, k = 0;
+    uint64_t *out = NULL;
+    for (int i = 0; i < ck->nentries; i++) {
+        const hcrt__ckpt_entry_t *e = &ck->entries[i];
+        const hcrt__ckpt_tensor_t *t = hcrt__manifest_find(rs->m, e->name);
+        for (int j = 0; t != NULL && j < t->nshards; j++) {
+            const hcrt__ckpt_shard_t *sh = &t->shards[j];
+            uint64_t lo = e->row_offset > sh->row_offset ? e->row_offset : sh->row_offset;
+            uint64_t hi = e->row_offset + e->rows < sh->row_offset + sh->rows ? e->row_offset + e->rows
+                                                                            : sh->row_offset + sh->rows;
+            if (sh->rank != w || lo >= hi || t->row_bytes == 0)
+                continue;
+            uint64_t c0 = (lo - sh->row_offset) * t->row_bytes / sh->chunk_size;
+            uint64_t end = (hi - sh->row_offset) * t->row_bytes;
+            uint64_t c1 = (end + sh->chunk_size - 1) / sh->chunk_size;
+            uint64_t from = sh->offset + c0 * sh->chunk_size;
+            uint64_t to = sh->offset + (c1 * sh->chunk_size < sh->bytes ? c1 * sh->chunk_size : sh->bytes);
+            if (k > 0 && out[2 * k - 2] + out[2 * k - 1] == from) {
+                out[2 * k - 1] += to - from;
+                continue;
+            }
+            if (k == cap) {
+                cap = cap ? cap * 2 : 8;
+                uint64_t *nb = realloc(out, cap * 2 * sizeof(uint64_t));
+                if (nb == NULL) {
+                    free(out);
+                    return hcrt__error(ck->ctx, HCRT_ERR_NO_MEMORY, "hcrt_ckpt_restore: out of memory");
+                }
+                out = nb;
+            }
+            out[2 * k] = from;
+            out[2 * k + 1] = to - from;
+            k++;
+        }
+    }
+    *ext = out;
+    *n = k;
+    return HCRT_OK;
+}
+
+/* Moves `len` bytes at `buf` between this rank and `peer` in pieces (MPI counts are int). */
+static bool transfer(hcrt_ckpt_t *ck, unsigned char *buf, uint64_t len, int peer, bool send)
+{
+    for (uint64_t off = 0; off < len; off += PIECE) {
+        int n = (int)(len - off < PIECE ? len - off : PIECE);
+        int rc = send ? MPI_Send(buf + off, n, MPI_BYTE, peer, TAG_IMG, ck->comm)
+                      : MPI_Recv(buf + off, n, MPI_BYTE, peer, TAG_IMG, ck->comm, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS)
+            return false;
+    }
+    return true;
+}
+
+/* Sends what each rank that failed writer w needs of its file from `holder`'s verified image: the rank
+ * names its extents, the holder sends those bytes, which land at their offsets in an image of the file's
+ * size (pages never written are never touched). Blocking pairs: every rank walks the same (writer, rank)
+ * order, so they meet without deadlock. */
 static hcrt_status_t send_image(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs, const unsigned char *all_failed, int w,
                                 int holder, int kind, const unsigned char *img)
 {
     size_t nw = (size_t)rs->nw;
-    uint64_t bytes = rs->m->ranks[w].bytes;
+    uint64_t bytes = rs->m->ranks[w].bytes, n = 0, *ext = NULL;
+    const char *file = rs->m->ranks[w].file;
     for (int r = 0; r < ck->size; r++) {
-        if (!all_failed[(size_t)r * nw + (size_t)w] || r == holder)
+        if (!all_failed[(size_t)r * nw + (size_t)w] || r == holder || (ck->rank != holder && ck->rank != r))
             continue;
-        if (ck->rank == holder) {
-            for (uint64_t off = 0; off < bytes; off += PIECE) {
-                int len = (int)(bytes - off < PIECE ? bytes - off : PIECE);
-                if (MPI_Send(img + off, len, MPI_BYTE, r, TAG_IMG, ck->comm) != MPI_SUCCESS)
-                    return hcrt__error(ck->ctx, HCRT_ERR_MPI, "hcrt_ckpt_restore: sending %s to rank %d failed",
-                                       rs->m->ranks[w].file, r);
-            }
-        } else if (ck->rank == r) {
+        bool ok = true;
+        if (ck->rank == r) {
+            HCRT_CHECK(needed_extents(ck, rs, w, &ext, &n));
+            ok = MPI_Send(&n, 1, MPI_UINT64_T, holder, TAG_IMG, ck->comm) == MPI_SUCCESS &&
+                 (n == 0 || MPI_Send(ext, (int)(2 * n), MPI_UINT64_T, holder, TAG_IMG, ck->comm) == MPI_SUCCESS);
             free(rs->remote[w]);
             rs->remote[w] = malloc(bytes ? bytes : 1);
-            if (rs->remote[w] == NULL)
-                return hcrt__error(ck->ctx, HCRT_ERR_NO_MEMORY, "hcrt_ckpt_restore: out of memory");
-            for (uint64_t off = 0; off < bytes; off += PIECE) {
-                int len = (int)(bytes - off < PIECE ? bytes - off : PIECE);
-                if (MPI_Recv(rs->remote[w] + off, len, MPI_BYTE, holder, TAG_IMG, ck->comm, MPI_STATUS_IGNORE) !=
-                    MPI_SUCCESS)
-                    return hcrt__error(ck->ctx, HCRT_ERR_MPI, "hcrt_ckpt_restore: receiving %s from rank %d failed",
-                                       rs->m->ranks[w].file, holder);
+            if (rs->remote[w] == NULL) {
+                free(ext);
+                return hcrt__error(ck->ctx, HCRT_ERR_NO_MEMORY, "hcrt_ckpt_restore: out of memory for %s", file);
             }
+            for (uint64_t i = 0; ok && i < n; i++)
+                ok = transfer(ck, rs->remote[w] + ext[2 * i], ext[2 * i + 1], holder, false);
             rs->remote_bytes[w] = bytes;
             rs->remote_from[w] = holder;
             rs->remote_kind[w] = (unsigned char)kind;
+        } else {
+            ok = MPI_Recv(&n, 1, MPI_UINT64_T, r, TAG_IMG, ck->comm, MPI_STATUS_IGNORE) == MPI_SUCCESS &&
+                 n <= ((uint64_t)1 << 26);
+            ext = ok ? malloc((size_t)(2 * n + 1) * sizeof(uint64_t)) : NULL;
+            ok = ext != NULL &&
+                 (n == 0 || MPI_Recv(ext, (int)(2 * n), MPI_UINT64_T, r, TAG_IMG, ck->comm, MPI_STATUS_IGNORE) ==
+                                MPI_SUCCESS);
+            for (uint64_t i = 0; ok && i < n; i++) {
+                ok = ext[2 * i] <= bytes && ext[2 * i + 1] <= bytes - ext[2 * i];
+                ok = ok && transfer(ck, (unsigned char *)img + ext[2 * i], ext[2 * i + 1], r, true);
+            }
         }
+        free(ext);
+        ext = NULL;
+        if (!ok)
+            return hcrt__error(ck->ctx, HCRT_ERR_MPI, "hcrt_ckpt_restore: %s %s %s rank %d failed",
+                               ck->rank == r ? "receiving" : "sending", file, ck->rank == r ? "from" : "to",
+                               ck->rank == r ? holder : r);
     }
     return HCRT_OK;
 }

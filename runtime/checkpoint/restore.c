@@ -207,6 +207,30 @@ static void rebuild_local(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs)
         HCRT_WARN(CKPT_SUBSYS, "cannot rebuild the node-local copy of %s: %s", rs->m->ranks[w].file, err);
 }
 
+/* Agrees on a step: every rank gets the worst verdict and, when some rank failed, the first failing
+ * rank's reason in msg ("rank R: ..."), so that the error every rank returns names what failed. A rank
+ * that failed also warns its own reason (several ranks may fail differently). */
+static hcrt_status_t agree(hcrt_ckpt_t *ck, int64_t step, int code, char *msg, size_t cap, int *verdict)
+{
+    char own[1024];
+    int agreed = code, first = code != OK_ ? ck->rank : INT_MAX;
+    snprintf(own, sizeof(own), "%s", msg);
+    if (code == FALLBACK)
+        HCRT_WARN(CKPT_SUBSYS, "checkpoint step %lld is unusable: %s", (long long)step, own);
+    HCRT_CHECK(allreduce_int(ck, &agreed, MPI_MAX));
+    *verdict = agreed;
+    if (agreed == OK_)
+        return HCRT_OK;
+    HCRT_CHECK(allreduce_int(ck, &first, MPI_MIN));
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "rank %d: %.990s", ck->rank, own);
+    if (ck->comm != MPI_COMM_NULL && MPI_Bcast(buf, (int)sizeof(buf), MPI_CHAR, first, ck->comm) != MPI_SUCCESS)
+        return hcrt__error(ck->ctx, HCRT_ERR_MPI, "hcrt_ckpt_restore: MPI_Bcast failed on rank %d", ck->rank);
+    buf[sizeof(buf) - 1] = '\0';
+    snprintf(msg, cap, "%s", buf);
+    return HCRT_OK;
+}
+
 /* Tries one step. Returns OK_, FALLBACK (message in msg) or FATAL; agreed by all ranks. */
 static hcrt_status_t try_step(hcrt_ckpt_t *ck, int64_t step, hcrt__ckpt_manifest_t *m, int *verdict, char *msg,
                               size_t cap)
@@ -226,14 +250,9 @@ static hcrt_status_t try_step(hcrt_ckpt_t *ck, int64_t step, hcrt__ckpt_manifest
     } else {
         code = check_tensors(ck, m, msg, cap);
     }
-    int agreed = code;
-    HCRT_CHECK_GOTO(allreduce_int(ck, &agreed, MPI_MAX), st, out);
-    if (agreed != OK_) {
-        if (code == OK_)
-            snprintf(msg, cap, "another rank could not use step %lld", (long long)step);
-        *verdict = agreed;
+    HCRT_CHECK_GOTO(agree(ck, step, code, msg, cap, verdict), st, out);
+    if (*verdict != OK_)
         goto out;
-    }
 
     hcrt__ckpt_sources_init(&rs, ck, m);
     if (!rs.ok) {
@@ -290,17 +309,12 @@ static hcrt_status_t try_step(hcrt_ckpt_t *ck, int64_t step, hcrt__ckpt_manifest
     HCRT_DEBUG(CKPT_SUBSYS, "step %lld: %llu bytes read and verified in %.3f s", (long long)step,
                (unsigned long long)rs.done, hcrt__now() - t_read);
     code = failures ? FALLBACK : OK_;
-    if (failures)
-        snprintf(msg, cap, "%s", rs.msg);
-    else
+    snprintf(msg, cap, "%s", failures ? rs.msg : "");
+    HCRT_CHECK_GOTO(agree(ck, step, code, msg, cap, verdict), st, out);
+    if (*verdict == OK_) {
         report_sources(ck, &rs);
-    agreed = code;
-    HCRT_CHECK_GOTO(allreduce_int(ck, &agreed, MPI_MAX), st, out);
-    if (agreed != OK_ && code == OK_)
-        snprintf(msg, cap, "another rank could not read step %lld intact", (long long)step);
-    if (agreed == OK_)
         rebuild_local(ck, &rs);
-    *verdict = agreed;
+    }
 out:
     if (rs.ok || rs.failed)
         hcrt__ckpt_sources_fini(&rs);
@@ -352,13 +366,11 @@ hcrt_status_t hcrt_ckpt_restore(hcrt_ckpt_t *ck, int64_t step, void *meta_buf, s
             break;
         }
         if (first[0] == '\0')
-            snprintf(first, sizeof(first), "rank %d: %s", ck->rank, msg);
+            snprintf(first, sizeof(first), "%s", msg);
         if (verdict == FATAL) {
             st = hcrt__error(ctx, HCRT_ERR_MISMATCH, "hcrt_ckpt_restore: %s", first);
             goto out;
         }
-        if (msg[0] && strncmp(msg, "another rank", 12) != 0)
-            HCRT_WARN(CKPT_SUBSYS, "checkpoint step %lld is unusable: %s", (long long)steps[i], msg);
         if (ck->rank == 0) {
             if (i + 1 < n)
                 HCRT_WARN(CKPT_SUBSYS, "checkpoint step %lld failed verification; falling back to step %lld",
