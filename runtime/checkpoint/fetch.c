@@ -171,6 +171,7 @@ hcrt_status_t hcrt__ckpt_fetch_images(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs,
         st = hcrt__error(ck->ctx, HCRT_ERR_NO_MEMORY, "hcrt_ckpt_restore: out of memory");
         goto out;
     }
+    double t0 = hcrt__now();
     for (int w = 0; w < nw; w++) {
         holder[w] = -1;
         for (int r = 0; r < ck->size; r++)
@@ -221,6 +222,7 @@ hcrt_status_t hcrt__ckpt_fetch_images(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs,
                 held_kind[w] = kind[w];
             }
     }
+    double t_found = hcrt__now();
     for (int w = 0; w < nw && st == HCRT_OK; w++) {
         if (holder[w] < 0)
             continue;
@@ -229,6 +231,8 @@ hcrt_status_t hcrt__ckpt_fetch_images(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs,
                       (long long)rs->m->step, copy_name(held_kind[w]), rs->m->ranks[w].file);
         st = send_image(ck, rs, all_failed, w, holder[w], held_kind[w], img[w]);
     }
+    HCRT_DEBUG(CKPT_SUBSYS, "step %lld: copies found and verified in %.3f s, sent in %.3f s", (long long)rs->m->step,
+               t_found - t0, hcrt__now() - t_found);
 out:
     free(offer);
     free(kind);

@@ -5,6 +5,8 @@
  * time (checksums verified) from that directory.
  *
  *   hcrt-bench ckpt --bytes SIZE --dir DIR [--json FILE] [--repeat N] [--local DIR] [--backend host|sim]
+ *   mpirun ... hcrt-bench ckpt --partner ...   the partner level's cost and a lost node's restore
+ *                                              (ckpt_partner.c)
  *
  * The state is one tensor on the host (or a sim device). The first save allocates and pre-touches the
  * snapshot pool and is not measured; each figure is the median of N repetitions (default 3). Only the
@@ -119,13 +121,19 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 }
 
 static const char usage[] =
-    "usage: hcrt-bench ckpt --bytes SIZE --dir DIR [--json FILE] [--repeat N] [--local DIR] [--backend host|sim]\n";
+    "usage: hcrt-bench ckpt --bytes SIZE --dir DIR [--json FILE] [--repeat N] [--local DIR] [--backend host|sim]\n"
+    "       mpirun -np N [-x HCRT_FAKE_NODES=K] hcrt-bench ckpt --partner --bytes SIZE --dir DIR --local DIR\n"
+    "              [--json FILE] [--repeat N]   (partner level off and on, restore after a lost node; ckpt_partner.c)\n";
+
+int hcrt_bench_ckpt_partner_main(int argc, char **argv, size_t bytes, const char *dir, const char *local,
+                                 const char *json, int repeat);
 
 int hcrt_bench_ckpt_main(int argc, char **argv)
 {
     size_t bytes = 0;
     const char *dir = NULL, *json = NULL, *local = "", *backend = "host";
     int repeat = 3, rc = 1;
+    bool partner = false;
     hcrt_context_t *ctx = NULL;
     hcrt_ckpt_t *ck = NULL;
     hcrt_device_t *host = NULL, *dev = NULL;
@@ -140,6 +148,10 @@ int hcrt_bench_ckpt_main(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
             return 0;
+        }
+        if (strcmp(a, "--partner") == 0) {
+            partner = true;
+            continue;
         }
         if (v == NULL) {
             fprintf(stderr, "hcrt-bench ckpt: %s needs a value\n%s", a, usage);
@@ -166,6 +178,8 @@ int hcrt_bench_ckpt_main(int argc, char **argv)
         fprintf(stderr, "hcrt-bench ckpt: --bytes (at least 4K) and --dir are required\n%s", usage);
         return 2;
     }
+    if (partner)
+        return hcrt_bench_ckpt_partner_main(argc, argv, bytes, dir, local, json, repeat);
 
     hcrt_context_params_t cp;
     hcrt_context_params_init(&cp);
