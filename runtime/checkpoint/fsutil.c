@@ -272,7 +272,8 @@ static hcrt_status_t remove_dir(const char *path, const char *spare, char *err, 
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
-        if (strcmp(de->d_name, HCRT__CKPT_PARTNER_DIR) == 0) {
+        struct stat sb;
+        if (strcmp(de->d_name, HCRT__CKPT_PARTNER_DIR) == 0 && lstat(file, &sb) == 0 && S_ISDIR(sb.st_mode)) {
             if (spare != NULL)
                 snprintf(to, sizeof(to), "%s/%s", spare, HCRT__CKPT_PARTNER_DIR);
             st = remove_dir(file, spare ? to : NULL, err, errlen);

@@ -6,7 +6,8 @@
 # in its node-local storage, and say so, on the same world size and on a smaller one running on the
 # surviving nodes. A corrupt partner copy is skipped with a message (the next copy is used, or the
 # restore falls back to step 2); losing a node and its partner falls back to step 2, and with step 2 gone
-# too the restore fails with a clear error. Never wrong data: ckpt_job checks every value.
+# too the restore fails with a clear error. Never wrong data: ckpt_job checks every value. A partner copy
+# that cannot be written fails the save.
 # usage: test_ckpt_partner_relaunch.sh MPIRUN CKPT_JOB NP FAKE SAVE_BACKEND
 set -u
 MPIRUN=$1 JOB=$2 NP=$3 FAKE=$4 BE=$5
@@ -23,7 +24,7 @@ node_files() { # the data file names of node $1's ranks
     r=$(($1 * PER))
     while [ $r -lt $((($1 + 1) * PER)) ]; do printf 'rank-%05d.bin ' $r; r=$((r + 1)); done
 }
-sub() { ls -d "$T/local/$1"/*/ 2>/dev/null | head -1; } # LOCAL/node<n>/<name>-<hash>/
+sub() { ls -d "${2:-$T/local}/$1"/*/ 2>/dev/null | head -1; } # LOCAL/node<n>/<name>-<hash>/
 lose_node() { # $1 node: its node-local directory and its ranks' files of step $2 in the shared directory
     rm -rf "$T/local/node$1"
     for f in $(node_files "$1"); do rm -f "$T/ckpt/step-0000000$2/$f"; done
@@ -108,4 +109,16 @@ rm -rf "$T/local/node2"
 restore nothing "$NP" "$FAKE" "" sim -1
 grep -q "no committed step of .* could be restored; first failure: rank [0-9]*: step 3: rank-0000[0-9].bin" \
     "$T/nothing.log" || fail "the error does not say which file was missing"
+# A keeper that cannot write its partner copy fails the save on every rank, naming the rank and the
+# file (a file squats where node 2's partner directory of step 2 must go), and the step stays uncommitted.
+D2="$T/ckpt2" L2="$T/local2"
+$RUN -x HCRT_FAKE_NODES="$FAKE" -np "$NP" "$JOB" save "$D2" "nodes:$L2" 1 sim >"$T/pfail.log" 2>&1 ||
+    { cat "$T/pfail.log"; fail "the first save into $D2 failed"; }
+mkdir -p "$(sub node2 "$L2")step-00000002" && : >"$(sub node2 "$L2")step-00000002/partner"
+$RUN -x HCRT_FAKE_NODES="$FAKE" -np "$NP" "$JOB" save "$D2" "nodes:$L2" 2 sim >"$T/pfail.log" 2>&1 &&
+    { cat "$T/pfail.log"; fail "a save whose partner copy could not be written succeeded"; }
+cat "$T/pfail.log"
+grep -q "checkpoint step 2 was not committed: rank $((2 * PER)) could not persist its data: .*partner copy: .*step-00000002/partner" \
+    "$T/pfail.log" || fail "the failed partner copy was not reported by rank and file"
+[ ! -f "$D2/step-00000002/manifest.json" ] || fail "step 2 was committed without its partner copies"
 echo "ok: partner copies restored a lost node's shards on $NP and $SMALL ranks; corrupt or lost copies never gave wrong data"
