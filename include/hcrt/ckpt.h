@@ -13,8 +13,9 @@
  * hcrt_ckpt_restore() loads the newest committed step whose checksums verify, from the fastest level
  * holding it (this node's node-local directory, memory and partner copies, then a copy on another node
  * sent over MPI, then the shared directory), into any world size and any backend mix: each rank reads
- * the rows it needs by their global offsets. A corrupt or truncated step is reported by file, tensor and chunk, and the restore
- * falls back to the next older committed step. All ranks always agree on the step restored.
+ * the rows it needs by their global offsets. A corrupt or truncated step is reported by file, tensor
+ * and chunk, and the restore falls back to the next older committed step. All ranks always agree on the
+ * step restored.
  *
  * Collective calls (every rank of the group must make them, in the same order): hcrt_ckpt_open,
  * hcrt_ckpt_save, hcrt_ckpt_wait, hcrt_ckpt_restore, hcrt_ckpt_close. hcrt_ckpt_test is collective in

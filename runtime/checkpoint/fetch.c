@@ -17,7 +17,7 @@
 
 #include "runtime/checkpoint/reshard.h"
 
-#define PIECE ((uint64_t)1 << 30) /* MPI counts are int: images go in pieces of at most 1 GiB */
+#define PIECE   ((uint64_t)1 << 30) /* MPI counts are int: images go in pieces of at most 1 GiB */
 #define TAG_IMG 7311
 
 /* What a rank can offer of writer w's file, fastest first: its memory, then its node's node-local
@@ -27,8 +27,9 @@ static const hcrt__ckpt_level_t offer_levels[] = {HCRT__LVL_MEMORY, HCRT__LVL_LO
 
 static const char *copy_name(int level)
 {
-    return level == HCRT__LVL_MEMORY ? "in-memory copy" : level == HCRT__LVL_PARTNER ? "partner copy"
-                                                                                    : "node-local copy";
+    return level == HCRT__LVL_MEMORY    ? "in-memory copy"
+           : level == HCRT__LVL_PARTNER ? "partner copy"
+                                        : "node-local copy";
 }
 
 const unsigned char *hcrt__ckpt_copy_image(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs, hcrt__ckpt_level_t level, int w,
@@ -51,8 +52,7 @@ static bool offer_has(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs, hcrt__ckpt_leve
 
 /* The extents of writer w's file this rank reads (whole checksum chunks of the shards that overlap its
  * registered rows), merged, as (offset, length) pairs in *ext (malloc'd); *n pairs. */
-static hcrt_status_t needed_extents(hcrt_ckpt_t *ck, const hcrt__ckpt_sources_t *rs, int w, uint64_t **ext,
-                                    uint64_t *n)
+static hcrt_status_t needed_extents(hcrt_ckpt_t *ck, const hcrt__ckpt_sources_t *rs, int w, uint64_t **ext, uint64_t *n)
 {
     size_t cap = 0, k = 0;
     uint64_t *out = NULL;
@@ -63,7 +63,7 @@ static hcrt_status_t needed_extents(hcrt_ckpt_t *ck, const hcrt__ckpt_sources_t 
             const hcrt__ckpt_shard_t *sh = &t->shards[j];
             uint64_t lo = e->row_offset > sh->row_offset ? e->row_offset : sh->row_offset;
             uint64_t hi = e->row_offset + e->rows < sh->row_offset + sh->rows ? e->row_offset + e->rows
-                                                                            : sh->row_offset + sh->rows;
+                                                                              : sh->row_offset + sh->rows;
             if (sh->rank != w || lo >= hi || t->row_bytes == 0)
                 continue;
             uint64_t c0 = (lo - sh->row_offset) * t->row_bytes / sh->chunk_size;
@@ -140,9 +140,8 @@ static hcrt_status_t send_image(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs, const
             ok = MPI_Recv(&n, 1, MPI_UINT64_T, r, TAG_IMG, ck->comm, MPI_STATUS_IGNORE) == MPI_SUCCESS &&
                  n <= ((uint64_t)1 << 26);
             ext = ok ? malloc((size_t)(2 * n + 1) * sizeof(uint64_t)) : NULL;
-            ok = ext != NULL &&
-                 (n == 0 || MPI_Recv(ext, (int)(2 * n), MPI_UINT64_T, r, TAG_IMG, ck->comm, MPI_STATUS_IGNORE) ==
-                                MPI_SUCCESS);
+            ok = ext != NULL && (n == 0 || MPI_Recv(ext, (int)(2 * n), MPI_UINT64_T, r, TAG_IMG, ck->comm,
+                                                    MPI_STATUS_IGNORE) == MPI_SUCCESS);
             for (uint64_t i = 0; ok && i < n; i++) {
                 ok = ext[2 * i] <= bytes && ext[2 * i + 1] <= bytes - ext[2 * i];
                 ok = ok && transfer(ck, (unsigned char *)img + ext[2 * i], ext[2 * i + 1], r, true);
@@ -227,8 +226,8 @@ hcrt_status_t hcrt__ckpt_fetch_images(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs,
         if (holder[w] < 0)
             continue;
         if (ck->rank == holder[w])
-            HCRT_INFO(CKPT_SUBSYS, "step %lld: sending the %s of %s to the ranks that need it",
-                      (long long)rs->m->step, copy_name(held_kind[w]), rs->m->ranks[w].file);
+            HCRT_INFO(CKPT_SUBSYS, "step %lld: sending the %s of %s to the ranks that need it", (long long)rs->m->step,
+                      copy_name(held_kind[w]), rs->m->ranks[w].file);
         st = send_image(ck, rs, all_failed, w, holder[w], held_kind[w], img[w]);
     }
     HCRT_DEBUG(CKPT_SUBSYS, "step %lld: copies found and verified in %.3f s, sent in %.3f s", (long long)rs->m->step,

@@ -149,8 +149,8 @@ static void report_sources(const hcrt_ckpt_t *ck, const hcrt__ckpt_sources_t *rs
             const char *sep = n ? ", and " : "";
             if (l == HCRT__LVL_MEMORY) {
                 partner |= w != ck->rank;
-                n += (size_t)snprintf(line + n, sizeof(line) - n, "%sthe %s", sep,
-                                      w == ck->rank ? "snapshot in this rank's memory" : "partner copy in this rank's memory");
+                n += (size_t)snprintf(line + n, sizeof(line) - n, "%sthe %s in this rank's memory", sep,
+                                      w == ck->rank ? "snapshot" : "partner copy");
             } else if (l == HCRT__LVL_PARTNER) {
                 partner = true;
                 n += (size_t)snprintf(line + n, sizeof(line) - n, "%sthe partner copy in this node's node-local "
@@ -170,7 +170,8 @@ static void report_sources(const hcrt_ckpt_t *ck, const hcrt__ckpt_sources_t *rs
                 break;
         }
         if (partner)
-            HCRT_WARN(CKPT_SUBSYS, "step %lld: %s restored from %s", (long long)rs->m->step, rs->m->ranks[w].file, line);
+            HCRT_WARN(CKPT_SUBSYS, "step %lld: %s restored from %s", (long long)rs->m->step, rs->m->ranks[w].file,
+                      line);
         else
             HCRT_INFO(CKPT_SUBSYS, "step %lld: %s read from %s", (long long)rs->m->step, rs->m->ranks[w].file, line);
     }

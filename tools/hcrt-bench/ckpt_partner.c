@@ -23,36 +23,7 @@
 
 #include "hcrt/comm.h"
 #include "hcrt/hcrt.h"
-
-int hcrt_bench_ckpt_partner_main(int argc, char **argv, size_t bytes, const char *dir, const char *local,
-                                 const char *json, int repeat);
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+#include "tools/hcrt-bench/ckpt_bench.h"
 
 typedef struct bench {
     hcrt_context_t *ctx;
@@ -94,12 +65,12 @@ static hcrt_status_t save(bench_t *b, hcrt_ckpt_t *ck, int64_t step, double *sta
 {
     size_t n;
     hcrt_comm_barrier(b->comm);
-    double t0 = now();
+    double t0 = hcrt_bench_now();
     hcrt_status_t st = hcrt_ckpt_save(ck, step, NULL, 0);
-    double t1 = now();
+    double t1 = hcrt_bench_now();
     if (st == HCRT_OK)
         st = hcrt_ckpt_wait(ck);
-    double t2 = now();
+    double t2 = hcrt_bench_now();
     /* Listing waits for the garbage collection after the commit, off the next measurement. */
     if (st == HCRT_OK)
         st = hcrt_ckpt_list(ck, NULL, 0, &n);
@@ -114,16 +85,15 @@ static hcrt_status_t restore(bench_t *b, const char *dir, double *t)
     hcrt_ckpt_t *ck = NULL;
     hcrt_status_t st = open_ck(b, dir, 1, &ck);
     hcrt_comm_barrier(b->comm);
-    double t0 = now();
+    double t0 = hcrt_bench_now();
     if (st == HCRT_OK)
         st = hcrt_ckpt_restore(ck, HCRT_CKPT_LATEST, NULL, 0, NULL, NULL);
-    *t = slowest(b, now() - t0);
+    *t = slowest(b, hcrt_bench_now() - t0);
     hcrt_ckpt_close(ck);
     return st;
 }
 
-int hcrt_bench_ckpt_partner_main(int argc, char **argv, size_t bytes, const char *dir, const char *local,
-                                 const char *json, int repeat)
+int hcrt_bench_ckpt_partner_main(size_t bytes, const char *dir, const char *local, const char *json, int repeat)
 {
     bench_t b;
     hcrt_context_params_t cp;
@@ -133,8 +103,6 @@ int hcrt_bench_ckpt_partner_main(int argc, char **argv, size_t bytes, const char
     unsigned char *copy = MAP_FAILED;
     int rc = 1;
     double *v[7] = {0};
-    (void)argc;
-    (void)argv;
     memset(&b, 0, sizeof(b));
     memset(&info, 0, sizeof(info));
     info.struct_size = sizeof(info);
@@ -149,14 +117,14 @@ int hcrt_bench_ckpt_partner_main(int argc, char **argv, size_t bytes, const char
         fprintf(stderr, "hcrt-bench ckpt --partner: %s\n", hcrt_last_error(NULL));
         return 1;
     }
-#define PCHECK(call)                                                                                  \
-    do {                                                                                              \
-        hcrt_status_t s_ = (call);                                                                    \
-        if (s_ != HCRT_OK) {                                                                          \
-            fprintf(stderr, "hcrt-bench ckpt --partner: rank %d: %s: %s: %s\n", b.rank, #call,         \
-                    hcrt_status_name(s_), hcrt_last_error(b.ctx));                                    \
-            goto out;                                                                                 \
-        }                                                                                             \
+#define PCHECK(call)                                                                                                   \
+    do {                                                                                                               \
+        hcrt_status_t s_ = (call);                                                                                     \
+        if (s_ != HCRT_OK) {                                                                                           \
+            fprintf(stderr, "hcrt-bench ckpt --partner: rank %d: %s: %s: %s\n", b.rank, #call, hcrt_status_name(s_),   \
+                    hcrt_last_error(b.ctx));                                                                           \
+            goto out;                                                                                                  \
+        }                                                                                                              \
     } while (0)
     PCHECK(hcrt_device_host(b.ctx, &b.host));
     PCHECK(hcrt_comm_world(b.ctx, &b.comm));
@@ -204,16 +172,16 @@ int hcrt_bench_ckpt_partner_main(int argc, char **argv, size_t bytes, const char
     /* v: memcpy, stall off, persist off, stall on, persist on, restore node-local, restore lost node. */
     for (int r = 0; r < repeat; r++) {
         hcrt_comm_barrier(b.comm);
-        double t0 = now();
+        double t0 = hcrt_bench_now();
         memcpy(copy, b.state, b.bytes);
-        v[0][r] = slowest(&b, now() - t0);
+        v[0][r] = slowest(&b, hcrt_bench_now() - t0);
         PCHECK(save(&b, off, ++step, &v[1][r], &v[2][r]));
         PCHECK(save(&b, on, step, &v[3][r], &v[4][r]));
         PCHECK(restore(&b, don, &v[5][r]));
         /* Node 1 is lost: its node-local copies of the step and its ranks' shared files. */
         if (b.node == 1) {
-            snprintf(path, sizeof(path), "%s/hcrt-bench-partner-on/step-%08lld/rank-%05d.bin", dir,
-                     (long long)step, b.rank);
+            snprintf(path, sizeof(path), "%s/hcrt-bench-partner-on/step-%08lld/rank-%05d.bin", dir, (long long)step,
+                     b.rank);
             unlink(path);
             char cmd[8600];
             snprintf(cmd, sizeof(cmd), "rm -rf '%s'/*/step-%08lld", b.local, (long long)step);
@@ -224,12 +192,12 @@ int hcrt_bench_ckpt_partner_main(int argc, char **argv, size_t bytes, const char
     }
     double med[7];
     for (int i = 0; i < 7; i++)
-        med[i] = median(v[i], repeat);
+        med[i] = hcrt_bench_median(v[i], repeat);
     double gb = (double)b.bytes / 1e9;
     if (b.rank == 0) {
         printf("# hcrt-bench ckpt --partner: %zu bytes (%.3f GiB) per rank, %d ranks on %d nodes, dir %s, node-local "
-               "%s/node<n>, median of %d, slowest rank\n", b.bytes, (double)b.bytes / (1 << 30), b.size, b.nodes, dir,
-               local, repeat);
+               "%s/node<n>, median of %d, slowest rank\n",
+               b.bytes, (double)b.bytes / (1 << 30), b.size, b.nodes, dir, local, repeat);
         printf("%-40s %10s %10s %s\n", "", "seconds", "GB/s/rank", "vs reference");
         printf("%-40s %10.4f %10.2f\n", "memcpy of the state", med[0], gb / med[0]);
         printf("%-40s %10.4f %10.2f %6.2fx memcpy\n", "save stall, partner off", med[1], gb / med[1], med[1] / med[0]);
@@ -239,18 +207,19 @@ int hcrt_bench_ckpt_partner_main(int argc, char **argv, size_t bytes, const char
                gb / med[4], med[4] / med[2]);
         printf("%-40s %10.4f %10.2f %6.2fx memcpy time\n", "restore from node-local copies", med[5], gb / med[5],
                med[5] / med[0]);
-        printf("%-40s %10.4f %10.2f %6.2fx memcpy time\n", "restore, node 1 lost (partner copies)", med[6],
-               gb / med[6], med[6] / med[0]);
+        printf("%-40s %10.4f %10.2f %6.2fx memcpy time\n", "restore, node 1 lost (partner copies)", med[6], gb / med[6],
+               med[6] / med[0]);
         if (json) {
             FILE *f = fopen(json, "w");
             if (f == NULL) {
                 fprintf(stderr, "hcrt-bench ckpt --partner: cannot write %s: %s\n", json, strerror(errno));
                 goto out;
             }
-            fprintf(f, "{\n  \"bytes_per_rank\": %zu,\n  \"ranks\": %d,\n  \"nodes\": %d,\n  \"memcpy_s\": %.6f,\n"
-                       "  \"stall_off_s\": %.6f,\n  \"persist_off_s\": %.6f,\n  \"stall_on_s\": %.6f,\n"
-                       "  \"persist_on_s\": %.6f,\n  \"restore_local_s\": %.6f,\n  \"restore_lost_node_s\": %.6f,\n"
-                       "  \"repeat\": %d\n}\n",
+            fprintf(f,
+                    "{\n  \"bytes_per_rank\": %zu,\n  \"ranks\": %d,\n  \"nodes\": %d,\n  \"memcpy_s\": %.6f,\n"
+                    "  \"stall_off_s\": %.6f,\n  \"persist_off_s\": %.6f,\n  \"stall_on_s\": %.6f,\n"
+                    "  \"persist_on_s\": %.6f,\n  \"restore_local_s\": %.6f,\n  \"restore_lost_node_s\": %.6f,\n"
+                    "  \"repeat\": %d\n}\n",
                     b.bytes, b.size, b.nodes, med[0], med[1], med[2], med[3], med[4], med[5], med[6], repeat);
             fclose(f);
         }
@@ -265,11 +234,11 @@ out:
     if (b.comm)
         hcrt_comm_barrier(b.comm);
     if (b.rank == 0 && doff[0]) {
-        nftw(doff, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-        nftw(don, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        nftw(doff, hcrt_bench_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        nftw(don, hcrt_bench_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     }
     if (b.local[0] && (b.comm == NULL || info.local_rank == 0))
-        nftw(b.local, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        nftw(b.local, hcrt_bench_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (b.state)
         munmap(b.state, b.bytes);
     if (copy != MAP_FAILED)
