@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "runtime/checkpoint/reshard.h"
 
@@ -94,6 +96,29 @@ static hcrt_status_t needed_extents(hcrt_ckpt_t *ck, const hcrt__ckpt_sources_t 
     return HCRT_OK;
 }
 
+/* Memory for an image of `bytes` of which the extents will be written, or NULL. The extents' pages are
+ * populated in one pass: on virtual machines that hand freed memory back to the host, faulting fresh
+ * pages one by one costs several times the transfer into them. */
+static unsigned char *map_image(uint64_t bytes, const uint64_t *ext, uint64_t n)
+{
+    void *p = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                   0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_POPULATE_WRITE
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t lo = ext[2 * i] / page * page, hi = ext[2 * i] + ext[2 * i + 1];
+        if (hi > lo)
+            (void)madvise((unsigned char *)p + lo, (size_t)(hi - lo), MADV_POPULATE_WRITE); /* a hint */
+    }
+#else
+    (void)ext;
+    (void)n;
+#endif
+    return p;
+}
+
 /* Moves `len` bytes at `buf` between this rank and `peer` in pieces (MPI counts are int). */
 static bool transfer(hcrt_ckpt_t *ck, unsigned char *buf, uint64_t len, int peer, bool send)
 {
@@ -125,15 +150,16 @@ static hcrt_status_t send_image(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs, const
             HCRT_CHECK(needed_extents(ck, rs, w, &ext, &n));
             ok = MPI_Send(&n, 1, MPI_UINT64_T, holder, TAG_IMG, ck->comm) == MPI_SUCCESS &&
                  (n == 0 || MPI_Send(ext, (int)(2 * n), MPI_UINT64_T, holder, TAG_IMG, ck->comm) == MPI_SUCCESS);
-            free(rs->remote[w]);
-            rs->remote[w] = malloc(bytes ? bytes : 1);
+            if (rs->remote[w] != NULL)
+                munmap(rs->remote[w], rs->remote_bytes[w] ? rs->remote_bytes[w] : 1);
+            rs->remote[w] = map_image(bytes, ext, n);
             if (rs->remote[w] == NULL) {
                 free(ext);
                 return hcrt__error(ck->ctx, HCRT_ERR_NO_MEMORY, "hcrt_ckpt_restore: out of memory for %s", file);
             }
+            rs->remote_bytes[w] = bytes;
             for (uint64_t i = 0; ok && i < n; i++)
                 ok = transfer(ck, rs->remote[w] + ext[2 * i], ext[2 * i + 1], holder, false);
-            rs->remote_bytes[w] = bytes;
             rs->remote_from[w] = holder;
             rs->remote_kind[w] = (unsigned char)kind;
         } else {

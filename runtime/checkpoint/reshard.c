@@ -67,7 +67,8 @@ void hcrt__ckpt_sources_fini(hcrt__ckpt_sources_t *rs)
         free(rs->map[l]);
     }
     for (int w = 0; rs->remote && w < rs->nw; w++)
-        free(rs->remote[w]);
+        if (rs->remote[w] != NULL) /* mapped by fetch.c */
+            munmap(rs->remote[w], rs->remote_bytes[w] ? rs->remote_bytes[w] : 1);
     free(rs->remote);
     free(rs->remote_bytes);
     free(rs->remote_from);

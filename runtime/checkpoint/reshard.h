@@ -28,8 +28,8 @@ typedef struct hcrt__ckpt_sources {
     unsigned char **map[HCRT__LVL_COUNT]; /* per file level and writer: the file mapped read-only, or NULL */
     bool use_memory;             /* the rank's own pool and partner copies may serve chunks */
     bool use_shared;             /* the shared directory may serve chunks */
-    unsigned char **remote;      /* per writer: file image fetched from the rank that keeps it */
-    uint64_t *remote_bytes;
+    unsigned char **remote;      /* per writer: file image fetched from the rank that keeps it (mmap'd) */
+    uint64_t *remote_bytes;      /* its size, the file's */
     int *remote_from;            /* per writer: the rank that sent it */
     unsigned char *remote_kind;  /* per writer: what it was there (HCRT__LVL_LOCAL, _MEMORY, _PARTNER) */
     unsigned char *failed;       /* per writer: some chunk of it could not be read from any level */

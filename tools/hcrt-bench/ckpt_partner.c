@@ -3,7 +3,8 @@
  * saves SIZE bytes, alternately with the partner level off and on (a copy of each rank's snapshot kept by
  * a rank of another node, in its memory and in its node's node-local storage), and then restores as a
  * relaunched job would: from the node-local copies, and after node 1 lost its node-local copies and its
- * ranks' shared files of the newest step (so its data comes from the partner copies).
+ * ranks' shared files of the newest step (so its data comes from the partner copies), beside the same
+ * loss restored from the shared directory.
  *
  *   mpirun -np N [-x HCRT_FAKE_NODES=K] hcrt-bench ckpt --partner --bytes SIZE --dir DIR --local LOCAL
  *          [--repeat R] [--json FILE]
@@ -102,7 +103,7 @@ int hcrt_bench_ckpt_partner_main(size_t bytes, const char *dir, const char *loca
     char doff[4200] = "", don[4200] = "", path[8400];
     unsigned char *copy = MAP_FAILED;
     int rc = 1;
-    double *v[7] = {0};
+    double *v[8] = {0};
     memset(&b, 0, sizeof(b));
     memset(&info, 0, sizeof(info));
     info.struct_size = sizeof(info);
@@ -164,12 +165,13 @@ int hcrt_bench_ckpt_partner_main(size_t bytes, const char *dir, const char *loca
         PCHECK(save(&b, off, ++step, &s, &p));
         PCHECK(save(&b, on, step, &s, &p));
     }
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         v[i] = calloc((size_t)repeat, sizeof(double));
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         if (v[i] == NULL)
             goto out;
-    /* v: memcpy, stall off, persist off, stall on, persist on, restore node-local, restore lost node. */
+    /* v: memcpy, stall off, persist off, stall on, persist on, restore node-local, restore lost node from the
+     * partner copies, the same loss restored from the shared directory (the partner-off checkpoints). */
     for (int r = 0; r < repeat; r++) {
         hcrt_comm_barrier(b.comm);
         double t0 = hcrt_bench_now();
@@ -178,7 +180,8 @@ int hcrt_bench_ckpt_partner_main(size_t bytes, const char *dir, const char *loca
         PCHECK(save(&b, off, ++step, &v[1][r], &v[2][r]));
         PCHECK(save(&b, on, step, &v[3][r], &v[4][r]));
         PCHECK(restore(&b, don, &v[5][r]));
-        /* Node 1 is lost: its node-local copies of the step and its ranks' shared files. */
+        /* Node 1 is lost: its node-local copies of the step (of both checkpointers) and its ranks' shared
+         * files (of the partner-on one: the partner-off one has only the shared directory left). */
         if (b.node == 1) {
             snprintf(path, sizeof(path), "%s/hcrt-bench-partner-on/step-%08lld/rank-%05d.bin", dir, (long long)step,
                      b.rank);
@@ -189,9 +192,10 @@ int hcrt_bench_ckpt_partner_main(size_t bytes, const char *dir, const char *loca
                 fprintf(stderr, "hcrt-bench ckpt --partner: %s failed\n", cmd);
         }
         PCHECK(restore(&b, don, &v[6][r]));
+        PCHECK(restore(&b, doff, &v[7][r]));
     }
-    double med[7];
-    for (int i = 0; i < 7; i++)
+    double med[8];
+    for (int i = 0; i < 8; i++)
         med[i] = hcrt_bench_median(v[i], repeat);
     double gb = (double)b.bytes / 1e9;
     if (b.rank == 0) {
@@ -209,6 +213,8 @@ int hcrt_bench_ckpt_partner_main(size_t bytes, const char *dir, const char *loca
                med[5] / med[0]);
         printf("%-40s %10.4f %10.2f %6.2fx memcpy time\n", "restore, node 1 lost (partner copies)", med[6], gb / med[6],
                med[6] / med[0]);
+        printf("%-40s %10.4f %10.2f %6.2fx memcpy time\n", "restore, node 1 lost (shared directory)", med[7],
+               gb / med[7], med[7] / med[0]);
         if (json) {
             FILE *f = fopen(json, "w");
             if (f == NULL) {
@@ -219,8 +225,9 @@ int hcrt_bench_ckpt_partner_main(size_t bytes, const char *dir, const char *loca
                     "{\n  \"bytes_per_rank\": %zu,\n  \"ranks\": %d,\n  \"nodes\": %d,\n  \"memcpy_s\": %.6f,\n"
                     "  \"stall_off_s\": %.6f,\n  \"persist_off_s\": %.6f,\n  \"stall_on_s\": %.6f,\n"
                     "  \"persist_on_s\": %.6f,\n  \"restore_local_s\": %.6f,\n  \"restore_lost_node_s\": %.6f,\n"
+                    "  \"restore_lost_node_shared_s\": %.6f,\n"
                     "  \"repeat\": %d\n}\n",
-                    b.bytes, b.size, b.nodes, med[0], med[1], med[2], med[3], med[4], med[5], med[6], repeat);
+                    b.bytes, b.size, b.nodes, med[0], med[1], med[2], med[3], med[4], med[5], med[6], med[7], repeat);
             fclose(f);
         }
     }
@@ -228,7 +235,7 @@ int hcrt_bench_ckpt_partner_main(size_t bytes, const char *dir, const char *loca
 out:
     hcrt_ckpt_close(off);
     hcrt_ckpt_close(on);
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         free(v[i]);
     /* The benchmark's checkpoints are scratch: leave DIR and LOCAL as they were. */
     if (b.comm)
