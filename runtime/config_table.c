@@ -60,7 +60,8 @@ const hcrt__config_def_t hcrt__config_table[] = {
     {"HCRT_CKPT_LOCAL_DIR", "/dev/shm/hcrt-ckpt", HCRT__CFG_STRING, 0, 0, NULL,
      "Node-local fast checkpoint directory; empty disables the node-local level."},
     {"HCRT_CKPT_PARTNER", "1", HCRT__CFG_BOOL, 0, 0, NULL,
-     "Keep an in-memory copy of each rank's snapshot on a partner rank of another node."},
+     "Keep a copy of each rank's checkpoint data on a partner rank of another node, in its memory and "
+     "its node-local directory."},
 
     /* ---- timeline ---- */
     {"HCRT_TRACE", "", HCRT__CFG_STRING, 0, 0, NULL,

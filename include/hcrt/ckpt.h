@@ -11,10 +11,11 @@
  * commits the step by renaming its manifest into place. A step without a manifest does not exist.
  *
  * hcrt_ckpt_restore() loads the newest committed step whose checksums verify, from the fastest level
- * holding it (node-local directory, then the in-memory copy on a partner rank, then the shared
- * directory), into any world size and any backend mix: each rank reads the rows it needs by their
- * global offsets. A corrupt or truncated step is reported by file, tensor and chunk, and the restore
- * falls back to the next older committed step. All ranks always agree on the step restored.
+ * holding it (this node's node-local directory, memory and partner copies, then a copy on another node
+ * sent over MPI, then the shared directory), into any world size and any backend mix: each rank reads
+ * the rows it needs by their global offsets. A corrupt or truncated step is reported by file, tensor
+ * and chunk, and the restore falls back to the next older committed step. All ranks always agree on the
+ * step restored.
  *
  * Collective calls (every rank of the group must make them, in the same order): hcrt_ckpt_open,
  * hcrt_ckpt_save, hcrt_ckpt_wait, hcrt_ckpt_restore, hcrt_ckpt_close. hcrt_ckpt_test is collective in
@@ -67,8 +68,10 @@ typedef struct hcrt_ckpt_params {
     int keep;
     /* HCRT_CKPT_WAIT or HCRT_CKPT_REFUSE. */
     hcrt_ckpt_busy_t busy;
-    /* In-memory copy of each rank's snapshot on a partner rank: -1 uses HCRT_CKPT_PARTNER (default on),
-     * 0 off, 1 on. The partner is a rank on another host when there is one. */
+    /* Copy of each rank's snapshot on a partner rank: -1 uses HCRT_CKPT_PARTNER (default on), 0 off, 1
+     * on. The partner is a rank on another node when there is one; it keeps the copy in memory and in
+     * its node's node-local directory (when that level is on), so a lost node's data survive the
+     * relaunch (docs/checkpoint-format.md, "Partner copies"). */
     int partner;
 } hcrt_ckpt_params_t;
 

@@ -114,6 +114,15 @@ struct hcrt_ckpt {
     MPI_Request *sreq;        /* size messages from the ranks this rank keeps (nheld) */
     bool sizes_pending;
     uint64_t my_bytes;        /* the size message's buffer */
+    /* The partner level of the save in flight: copies exchanged, then (other-host mode with a node-local
+     * level) the kept copies written to LOCAL/step-N/partner/ by the writer thread, before this rank
+     * reports its data durable. `pstage`, `pdisk` belong to the application thread; the `pcopy_*`
+     * hand-off to the writer thread is under `mu`. */
+    int pstage;               /* 0 idle, 1 exchanging, 2 writing to disk */
+    bool pdisk;               /* kept copies go to node-local storage */
+    bool pcopy_pending, pcopy_done;
+    hcrt_status_t pcopy_status;
+    char pcopy_err[1024];
 
     double t_save_start;
     double tr_save, tr_agree; /* trace clock at the save and at the start of the agreement (HCRT_TRACE) */
@@ -140,9 +149,20 @@ hcrt_status_t hcrt__ckpt_progress(hcrt_ckpt_t *ck, bool block, bool *done);
 
 /* partner.c */
 hcrt_status_t hcrt__ckpt_partner_setup(hcrt_ckpt_t *ck);
+/* Starts the exchange of save `step`: this rank's image to its partner, receives of those it keeps.
+ * Every rank of a save that reaches the agreement must have called it: a keeper waits for its ranks'
+ * copies before it reports (hcrt__ckpt_partner_done). */
 hcrt_status_t hcrt__ckpt_partner_post(hcrt_ckpt_t *ck, int64_t step);
 /* Tests (or waits for) the exchange; *done when complete. */
 hcrt_status_t hcrt__ckpt_partner_progress(hcrt_ckpt_t *ck, bool block, bool *done);
+/* Completes this rank's share of the partner level of the save in flight: its copy sent, the copies it
+ * keeps received and, in other-host mode with a node-local level, written and fsync'd under
+ * LOCAL/step-N/partner/ by the writer thread. True when finished; a failure is folded into
+ * ck->job_status and job_err, so that this rank's descriptor reports it and the step fails on every
+ * rank. Called once the rank's own file is durable, before it reports to rank 0. */
+bool hcrt__ckpt_partner_done(hcrt_ckpt_t *ck, bool block);
+/* Writer thread: writes the kept copies of step ck->step to node-local storage (pcopy_err on failure). */
+hcrt_status_t hcrt__ckpt_partner_write(hcrt_ckpt_t *ck);
 void hcrt__ckpt_partner_free(hcrt_ckpt_t *ck);
 /* The in-memory file image of writer `w` for `step` this rank holds (own pool or partner copy). */
 const unsigned char *hcrt__ckpt_partner_image(const hcrt_ckpt_t *ck, int w, int64_t step, uint64_t *bytes);

@@ -3,8 +3,9 @@
  *
  *   save():   snapshot into the pool (snapshot.c), start the writer thread (persist.c) and the partner
  *             exchange (partner.c), return.
- *   progress: once this rank's file is durable, each rank sends rank 0 a descriptor of what it wrote
- *             (a partial manifest: its shards and their chunk checksums, or the error that stopped it);
+ *   progress: once this rank's file and the partner copies it keeps are durable, each rank sends rank 0
+ *             a descriptor of what it wrote (a partial manifest: its shards and their chunk checksums,
+ *             or the error that stopped it);
  *             rank 0 merges them into the manifest, checks it as any reader would (every tensor tiled
  *             exactly), writes manifest.json.tmp, fsyncs, renames it to manifest.json and fsyncs the
  *             directory: from that rename on the step is committed. Rank 0 then broadcasts its verdict
@@ -361,7 +362,6 @@ static void finish(hcrt_ckpt_t *ck)
 hcrt_status_t hcrt__ckpt_progress(hcrt_ckpt_t *ck, bool block, bool *done)
 {
     bool complete;
-    hcrt_status_t st;
     *done = false;
     for (;;) {
         switch (ck->state) {
@@ -370,6 +370,9 @@ hcrt_status_t hcrt__ckpt_progress(hcrt_ckpt_t *ck, bool block, bool *done)
             return HCRT_OK;
         case CKPT_PERSISTING:
             if (!hcrt__ckpt_persist_done(ck, block))
+                return HCRT_OK;
+            /* The partner copies this rank keeps are part of what it reports durable. */
+            if (!hcrt__ckpt_partner_done(ck, block))
                 return HCRT_OK;
             /* This rank's file is durable (or failed); a kill here precedes any agreement. */
             hcrt__fault_hit(ck->ctx, "ckpt", "before_agree", ck->step);
@@ -402,11 +405,6 @@ hcrt_status_t hcrt__ckpt_progress(hcrt_ckpt_t *ck, bool block, bool *done)
                 if (!complete)
                     return HCRT_OK;
             }
-            st = hcrt__ckpt_partner_progress(ck, block, &complete);
-            if (st != HCRT_OK)
-                return st;
-            if (!complete)
-                return HCRT_OK;
             finish(ck);
             *done = true;
             return HCRT_OK;

@@ -152,17 +152,26 @@ hcrt_status_t hcrt__ckpt_scan(const char *dir, hcrt__ckpt_step_entry_t **entries
 
 /* Directory (inside a checkpoint directory) where removed data files wait to be reused. */
 #define HCRT__CKPT_SPARE ".spare"
+/* Subdirectory of a node-local step directory holding the partner copies this node keeps of other
+ * nodes' data files, under the writers' file names (step-N/partner/rank-K.bin). */
+#define HCRT__CKPT_PARTNER_DIR "partner"
 
 /* Removes a step directory: the manifest first (fsync'd) so that a step half removed is never taken
- * for committed, then every file, then the directory. `fault_ctx` (may be NULL) is handed to the
- * HCRT_FAULT check of phase "gc" between those two stages. With `recycle`, data files (rank-N.bin) are
- * moved to DIR/.spare/ instead of deleted, for hcrt__ckpt_take_spare(). */
+ * for committed, then every file (those of its partner/ subdirectory too), then the directory.
+ * `fault_ctx` (may be NULL) is handed to the HCRT_FAULT check of phase "gc" between those two stages.
+ * With `recycle`, data files (rank-N.bin) are moved to DIR/.spare/ (partner copies to
+ * DIR/.spare/partner/) instead of deleted, for hcrt__ckpt_take_spare(). */
 hcrt_status_t hcrt__ckpt_remove_step(const char *dir, int64_t step, const void *fault_ctx, bool recycle,
                                      char *err, size_t errlen);
 
 /* Moves DIR/.spare/NAME to PATH when there is one (true), so that a save overwrites pages the file
- * system already holds instead of allocating new ones. */
+ * system already holds instead of allocating new ones. NAME may be "partner/rank-K.bin". */
 bool hcrt__ckpt_take_spare(const char *dir, const char *name, const char *path);
+
+/* Writes `bytes` at `data` as STEPDIR/NAME (NAME may be "partner/rank-K.bin": the subdirectory is
+ * created), reusing a spare file of LEVEL_DIR, then fsyncs the file and its directory. */
+hcrt_status_t hcrt__ckpt_write_copy(const char *level_dir, const char *stepdir, const char *name,
+                                    const unsigned char *data, uint64_t bytes, char *err, size_t errlen);
 
 /* Garbage collection of one directory: removes every committed step beyond the newest `keep` and every
  * uncommitted step older than the newest committed one (a newer uncommitted step may be a save in

@@ -201,6 +201,49 @@ bool hcrt__ckpt_take_spare(const char *dir, const char *name, const char *path)
     return rename(spare, path) == 0;
 }
 
+hcrt_status_t hcrt__ckpt_write_copy(const char *level_dir, const char *stepdir, const char *name,
+                                    const unsigned char *data, uint64_t bytes, char *err, size_t errlen)
+{
+    char path[4096 + 300];
+    const char *slash = strrchr(name, '/');
+    if (slash != NULL) {
+        /* A copy in a subdirectory of the step (partner/rank-N.bin): create it, durably. */
+        snprintf(path, sizeof(path), "%s/%.*s", stepdir, (int)(slash - name), name);
+        hcrt_status_t st = hcrt__mkdir_p(path, err, errlen);
+        if (st == HCRT_OK)
+            st = hcrt__fsync_dir(stepdir, err, errlen);
+        if (st != HCRT_OK)
+            return st;
+    }
+    snprintf(path, sizeof(path), "%s/%s", stepdir, name);
+    bool recycled = hcrt__ckpt_take_spare(level_dir, name, path);
+    int fd = open(path, O_WRONLY | O_CREAT | (recycled ? 0 : O_TRUNC) | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return HCRT_ERR_IO;
+    }
+    /* In chunk-sized writes: one write() of gigabytes is allowed to stop short anyway. */
+    for (uint64_t off = 0; off < bytes; off += HCRT__CKPT_CHUNK) {
+        size_t len = (size_t)(bytes - off < HCRT__CKPT_CHUNK ? bytes - off : HCRT__CKPT_CHUNK);
+        if (hcrt__write_full(fd, data + off, len) != 0) {
+            snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+            close(fd);
+            return HCRT_ERR_IO;
+        }
+    }
+    if (ftruncate(fd, (off_t)bytes) != 0 || fsync(fd) != 0) {
+        snprintf(err, errlen, "cannot sync %s: %s", path, strerror(errno));
+        close(fd);
+        return HCRT_ERR_IO;
+    }
+    close(fd);
+    if (slash != NULL) {
+        snprintf(path, sizeof(path), "%s/%.*s", stepdir, (int)(slash - name), name);
+        return hcrt__fsync_dir(path, err, errlen);
+    }
+    return hcrt__fsync_dir(stepdir, err, errlen);
+}
+
 /* Whether a file name is a data file (rank-N.bin), the only kind worth recycling. */
 static bool is_data_file(const char *name)
 {
@@ -208,16 +251,61 @@ static bool is_data_file(const char *name)
     return len > 9 && strncmp(name, "rank-", 5) == 0 && strcmp(name + len - 4, ".bin") == 0;
 }
 
+/* Removes every file of directory `path`, and `path` itself. With `spare` (a directory), data files move
+ * there instead. The partner subdirectory of a node-local step is emptied the same way (its data files
+ * going to spare/partner/, so they never mix with the node's own files of the same name). */
+static hcrt_status_t remove_dir(const char *path, const char *spare, char *err, size_t errlen)
+{
+    char file[4096 + 300], to[4096 + 600];
+    if (spare != NULL && mkdir(spare, 0755) != 0 && errno != EEXIST)
+        spare = NULL;
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return HCRT_OK;
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return HCRT_ERR_IO;
+    }
+    struct dirent *de;
+    hcrt_status_t st = HCRT_OK;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+        struct stat sb;
+        if (strcmp(de->d_name, HCRT__CKPT_PARTNER_DIR) == 0 && lstat(file, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            if (spare != NULL)
+                snprintf(to, sizeof(to), "%s/%s", spare, HCRT__CKPT_PARTNER_DIR);
+            st = remove_dir(file, spare ? to : NULL, err, errlen);
+            if (st != HCRT_OK)
+                break;
+            continue;
+        }
+        if (spare != NULL && is_data_file(de->d_name)) {
+            /* Kept for the next save: on virtual machines that hand freed pages back to the host,
+             * writing into new pages costs more than the write itself. */
+            snprintf(to, sizeof(to), "%s/%s", spare, de->d_name);
+            if (rename(file, to) == 0)
+                continue;
+        }
+        if (unlink(file) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "cannot remove %s: %s", file, strerror(errno));
+            st = HCRT_ERR_IO;
+            break;
+        }
+    }
+    closedir(d);
+    if (st == HCRT_OK && rmdir(path) != 0 && errno != ENOENT && errno != ENOTEMPTY) {
+        snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+        st = HCRT_ERR_IO;
+    }
+    return st;
+}
+
 hcrt_status_t hcrt__ckpt_remove_step(const char *dir, int64_t step, const void *fault_ctx, bool recycle,
                                      char *err, size_t errlen)
 {
-    char spare[4096 + 300];
-    if (recycle) {
-        snprintf(spare, sizeof(spare), "%s/%s", dir, HCRT__CKPT_SPARE);
-        if (mkdir(spare, 0755) != 0 && errno != EEXIST)
-            recycle = false;
-    }
-    char path[4096], file[4096 + 300];
+    char path[4096], file[4096 + 300], spare[4096 + 300];
     if (!hcrt__ckpt_step_path(path, sizeof(path), dir, step)) {
         snprintf(err, errlen, "path too long: %s", dir);
         return HCRT_ERR_INVALID_ARG;
@@ -229,37 +317,8 @@ hcrt_status_t hcrt__ckpt_remove_step(const char *dir, int64_t step, const void *
         hcrt__fsync_dir(path, err, errlen);
     if (hcrt__ckpt_gc_hook)
         hcrt__ckpt_gc_hook(fault_ctx, step);
-    DIR *d = opendir(path);
-    if (d == NULL) {
-        if (errno == ENOENT)
-            return HCRT_OK;
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return HCRT_ERR_IO;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
-        if (recycle && is_data_file(de->d_name)) {
-            /* Kept for the next save: on virtual machines that hand freed pages back to the host,
-             * writing into new pages costs more than the write itself. */
-            snprintf(spare, sizeof(spare), "%s/%s/%s", dir, HCRT__CKPT_SPARE, de->d_name);
-            if (rename(file, spare) == 0)
-                continue;
-        }
-        if (unlink(file) != 0 && errno != ENOENT) {
-            snprintf(err, errlen, "cannot remove %s: %s", file, strerror(errno));
-            closedir(d);
-            return HCRT_ERR_IO;
-        }
-    }
-    closedir(d);
-    if (rmdir(path) != 0 && errno != ENOENT && errno != ENOTEMPTY) {
-        snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
-        return HCRT_ERR_IO;
-    }
-    return HCRT_OK;
+    snprintf(spare, sizeof(spare), "%s/%s", dir, HCRT__CKPT_SPARE);
+    return remove_dir(path, recycle ? spare : NULL, err, errlen);
 }
 
 hcrt_status_t hcrt__ckpt_gc_dir(const char *dir, int keep, int64_t in_flight, const void *fault_ctx,

@@ -1,13 +1,18 @@
 /*
- * runtime/checkpoint/partner.c - the in-memory level: each rank's snapshot (its file image) is kept by
- * a partner rank on another host, so that losing one node loses no shard.
+ * runtime/checkpoint/partner.c - the partner level: each rank's snapshot (its file image) is kept by a
+ * partner rank on another node, in memory and, so that it outlives the process, in that node's
+ * node-local storage (LOCAL/step-N/partner/rank-K.bin), so that losing one node loses no shard even
+ * after the relaunch that every recovery is (docs/checkpoint-format.md, "Partner copies").
  *
- * Partners are chosen at open from the ranks' host names (partner_map.c): a rank on another host when
- * there is one.
+ * Partners are chosen at open from the ranks' nodes (partner_map.c): a rank on another node when there
+ * is one. When every rank is on one node ("same-host") the copy stays in memory only: a second copy on
+ * the same storage as the node-local one would guard against nothing the first does not.
  *
  * The copies travel with nonblocking point-to-point MPI started by save() and completed by the commit's
  * progress (wait/test): save() waits for no other rank, and a keeper posts its receives once the size
- * message of its rank has arrived.
+ * message of its rank has arrived. A keeper writes what it received on the writer thread and reports
+ * its own data durable only after that (partner_done), so a committed step's partner copies are all on
+ * disk, fsync'd: the manifest's `partner` of a rank names the rank whose node holds its copy.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +50,7 @@ hcrt_status_t hcrt__ckpt_partner_setup(hcrt_ckpt_t *ck)
     if (mode == NULL)
         return hcrt__error(ck->ctx, HCRT_ERR_NO_MEMORY, "hcrt_ckpt_open: out of memory");
     snprintf(ck->partner_mode, sizeof(ck->partner_mode), "%s", mode);
+    ck->pdisk = strcmp(mode, "other-host") == 0 && ck->local_dir != NULL;
     ck->nheld = 0;
     for (int r = 0; r < n; r++)
         if (ck->partner_of[r] == ck->rank)
@@ -99,8 +105,10 @@ hcrt_status_t hcrt__ckpt_partner_post(hcrt_ckpt_t *ck, int64_t step)
     ck->held_pending = step;
     ck->npreq = 0;
     ck->sizes_pending = false;
+    ck->pstage = 0;
     if (partner < 0)
         return HCRT_OK;
+    ck->pstage = 1;
     /* Nothing here waits for another rank: the keepers learn the sizes from the first message and post
      * their receives for the data in partner_progress(); MPI holds the data messages until then. */
     if (ck->sreq == NULL && ck->nheld > 0) {
@@ -165,6 +173,80 @@ hcrt_status_t hcrt__ckpt_partner_progress(hcrt_ckpt_t *ck, bool block, bool *don
     if (flag)
         ck->npreq = 0;
     *done = flag != 0;
+    return HCRT_OK;
+}
+
+/* A failure of the partner level fails this rank's share of the save (the first failure wins). */
+static void fold(hcrt_ckpt_t *ck, hcrt_status_t st, const char *msg)
+{
+    if (ck->job_status != HCRT_OK)
+        return;
+    ck->job_status = st;
+    snprintf(ck->job_err, sizeof(ck->job_err), "%s", msg);
+}
+
+bool hcrt__ckpt_partner_done(hcrt_ckpt_t *ck, bool block)
+{
+    bool done = false;
+    if (ck->pstage == 1) {
+        hcrt_status_t st = hcrt__ckpt_partner_progress(ck, block, &done);
+        if (st != HCRT_OK) {
+            fold(ck, st, hcrt_last_error(ck->ctx));
+            ck->pstage = 0;
+            return true;
+        }
+        if (!done)
+            return false;
+        if (!ck->pdisk || ck->nheld == 0 || ck->job_status != HCRT_OK) {
+            ck->pstage = 0;
+            return true;
+        }
+        pthread_mutex_lock(&ck->mu);
+        ck->pcopy_done = false;
+        ck->pcopy_pending = true;
+        pthread_cond_broadcast(&ck->cv);
+        pthread_mutex_unlock(&ck->mu);
+        ck->pstage = 2;
+    }
+    if (ck->pstage == 2) {
+        pthread_mutex_lock(&ck->mu);
+        while (block && !ck->pcopy_done)
+            pthread_cond_wait(&ck->cv, &ck->mu);
+        done = ck->pcopy_done;
+        pthread_mutex_unlock(&ck->mu);
+        if (!done)
+            return false;
+        if (ck->pcopy_status != HCRT_OK)
+            fold(ck, ck->pcopy_status, ck->pcopy_err);
+        ck->pstage = 0;
+    }
+    return true;
+}
+
+hcrt_status_t hcrt__ckpt_partner_write(hcrt_ckpt_t *ck)
+{
+    char stepdir[4096], file[64], name[64 + 16], err[1024];
+    double t0 = hcrt__now();
+    uint64_t total = 0;
+    if (!hcrt__ckpt_local_step_path(ck, stepdir, sizeof(stepdir), ck->step)) {
+        snprintf(ck->pcopy_err, sizeof(ck->pcopy_err), "path too long: %s", ck->local_dir);
+        return HCRT_ERR_IO;
+    }
+    hcrt_status_t st = hcrt__mkdir_p(stepdir, err, sizeof(err));
+    for (int k = 0; st == HCRT_OK && k < ck->nheld; k++) {
+        hcrt__ckpt_file_name(file, sizeof(file), ck->held_rank[k]);
+        snprintf(name, sizeof(name), "%s/%s", HCRT__CKPT_PARTNER_DIR, file);
+        st = hcrt__ckpt_write_copy(ck->local_dir, stepdir, name, ck->held_buf[k], ck->held_bytes[k], err,
+                                   sizeof(err));
+        total += ck->held_bytes[k];
+    }
+    if (st != HCRT_OK) {
+        snprintf(ck->pcopy_err, sizeof(ck->pcopy_err), "partner copy: %.990s", err);
+        return st;
+    }
+    HCRT_DEBUG(CKPT_SUBSYS, "step %lld: %d partner cop%s (%llu bytes) written to %s/%s in %.3f s",
+               (long long)ck->step, ck->nheld, ck->nheld == 1 ? "y" : "ies", (unsigned long long)total, stepdir,
+               HCRT__CKPT_PARTNER_DIR, hcrt__now() - t0);
     return HCRT_OK;
 }
 

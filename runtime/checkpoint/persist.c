@@ -1,8 +1,9 @@
 /*
  * runtime/checkpoint/persist.c - the background writer: the rank's data file of a snapshot, to the
  * node-local level first and then to the shared directory, each fsync'd. A second thread computes the
- * XXH3 checksum of every chunk at the same time (both only read the pool), and the writer also runs the
- * garbage collection queued after a commit, so that none of this is on the application's path.
+ * XXH3 checksum of every chunk at the same time (both only read the pool), and the writer also writes
+ * the partner copies the rank keeps (partner.c) and runs the garbage collection queued after a commit,
+ * so that none of this is on the application's path.
  *
  * Neither thread calls MPI (the runtime initialises MPI_THREAD_SERIALIZED and all agreement happens in
  * the application thread, commit.c); they only read the snapshot pool, which the application thread
@@ -201,8 +202,19 @@ static void *thread_main(void *arg)
     hcrt_ckpt_t *ck = arg;
     pthread_mutex_lock(&ck->mu);
     for (;;) {
-        while (!ck->job_pending && !ck->gc_pending && !ck->quit)
+        while (!ck->job_pending && !ck->gc_pending && !ck->pcopy_pending && !ck->quit)
             pthread_cond_wait(&ck->cv, &ck->mu);
+        if (ck->pcopy_pending) {
+            /* The partner copies this rank keeps, once they arrived (partner.c). */
+            ck->pcopy_pending = false;
+            pthread_mutex_unlock(&ck->mu);
+            hcrt_status_t st = hcrt__ckpt_partner_write(ck);
+            pthread_mutex_lock(&ck->mu);
+            ck->pcopy_status = st;
+            ck->pcopy_done = true;
+            pthread_cond_broadcast(&ck->cv);
+            continue;
+        }
         if (ck->gc_pending) {
             /* Garbage collection after a commit, off the application's path. */
             int64_t committed = ck->gc_step;

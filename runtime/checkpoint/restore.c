@@ -3,13 +3,14 @@
  *
  * For each candidate step, newest first, every rank: loads the manifest and checks it against its
  * registrations; reads the rows it needs (reshard.c) into the final host buffers, or into the snapshot
- * pool for device buffers; then the ranks pool the writers whose data some rank could not find intact
- * anywhere, and whoever still holds such a writer's image in memory (the writer itself, or its partner)
- * sends it to those who need it. The step is restored only when every rank succeeded (an allreduce), so
- * all ranks agree; otherwise the next older committed step is tried, with a warning naming the first
+ * pool for device buffers, first from what its own node holds (the node-local copies, its memory, the
+ * partner copies kept in the node's node-local storage); then the ranks pool the writers some rank could
+ * not read that way, and a rank that holds a verified copy of one (in memory or on its node's node-local
+ * storage, the partner copies included) sends it to those who need it; what is still missing is read
+ * from the shared directory. The step is restored only when every rank succeeded (an allreduce), so all
+ * ranks agree; otherwise the next older committed step is tried, with a warning naming the first
  * failure. Device buffers are written only once the step is agreed on.
  */
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +19,6 @@
 
 #include "runtime/checkpoint/reshard.h"
 #include "runtime/trace.h"
-
-#define PIECE ((uint64_t)1 << 30)
-#define TAG_IMG 7311
 
 enum { OK_ = 0, FALLBACK = 1, FATAL = 2 };
 
@@ -135,87 +133,104 @@ static void progress_bar(hcrt__ckpt_sources_t *rs, uint64_t done)
     fflush(stderr);
 }
 
-/* Fetches the file images of writers some rank could not read, from the ranks that keep them in memory.
- * Collective; every rank passes the same `need_any` (the union of the ranks' failures). */
-static hcrt_status_t fetch_images(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs, const unsigned char *all_failed,
-                                  const unsigned char *need_any, unsigned char *fetched)
+/* Says where each writer's data came from when it was not (only) this node's node-local copy: a
+ * warning when a partner copy served it (a node-local copy was lost), information otherwise. */
+static void report_sources(const hcrt_ckpt_t *ck, const hcrt__ckpt_sources_t *rs)
 {
-    int nw = rs->nw;
-    for (int w = 0; w < nw; w++) {
-        if (!need_any[w])
+    for (int w = 0; w < rs->nw; w++) {
+        unsigned used = rs->used[w] & ~(1u << HCRT__LVL_LOCAL);
+        if (used == 0)
             continue;
-        uint64_t bytes = 0;
-        const unsigned char *img = hcrt__ckpt_partner_image(ck, w, rs->m->step, &bytes);
-        int holder = img && bytes == rs->m->ranks[w].bytes && !rs->failed[w] ? ck->rank : INT_MAX;
-        HCRT_CHECK(allreduce_int(ck, &holder, MPI_MIN));
-        if (holder == INT_MAX)
-            continue;
-        for (int r = 0; r < ck->size; r++) {
-            if (!all_failed[(size_t)r * (size_t)nw + (size_t)w] || r == holder)
+        char line[1024] = "";
+        size_t n = 0;
+        bool partner = false;
+        for (int l = HCRT__LVL_MEMORY; l < HCRT__LVL_COUNT; l++) {
+            if (!(used & (1u << l)))
                 continue;
-            if (ck->rank == holder) {
-                for (uint64_t off = 0; off < bytes; off += PIECE) {
-                    int len = (int)(bytes - off < PIECE ? bytes - off : PIECE);
-                    if (MPI_Send(img + off, len, MPI_BYTE, r, TAG_IMG, ck->comm) != MPI_SUCCESS)
-                        return hcrt__error(ck->ctx, HCRT_ERR_MPI, "hcrt_ckpt_restore: sending rank %d's copy to "
-                                           "rank %d failed", w, r);
-                }
-            } else if (ck->rank == r) {
-                uint64_t want = rs->m->ranks[w].bytes;
-                free(rs->remote[w]);
-                rs->remote[w] = malloc(want ? want : 1);
-                if (rs->remote[w] == NULL)
-                    return hcrt__error(ck->ctx, HCRT_ERR_NO_MEMORY, "hcrt_ckpt_restore: out of memory");
-                for (uint64_t off = 0; off < want; off += PIECE) {
-                    int len = (int)(want - off < PIECE ? want - off : PIECE);
-                    if (MPI_Recv(rs->remote[w] + off, len, MPI_BYTE, holder, TAG_IMG, ck->comm, MPI_STATUS_IGNORE) !=
-                        MPI_SUCCESS)
-                        return hcrt__error(ck->ctx, HCRT_ERR_MPI, "hcrt_ckpt_restore: receiving rank %d's copy "
-                                           "from rank %d failed", w, holder);
-                }
-                rs->remote_bytes[w] = want;
-                fetched[w] = 1;
-                HCRT_WARN(CKPT_SUBSYS, "step %lld: rebuilding %s from the in-memory copy kept by rank %d",
-                          (long long)rs->m->step, rs->m->ranks[w].file, holder);
+            const char *sep = n ? ", and " : "";
+            if (l == HCRT__LVL_MEMORY) {
+                partner |= w != ck->rank;
+                n += (size_t)snprintf(line + n, sizeof(line) - n, "%sthe %s in this rank's memory", sep,
+                                      w == ck->rank ? "snapshot" : "partner copy");
+            } else if (l == HCRT__LVL_PARTNER) {
+                partner = true;
+                n += (size_t)snprintf(line + n, sizeof(line) - n, "%sthe partner copy in this node's node-local "
+                                      "storage (%s)", sep, rs->partner_dir);
+            } else if (l == HCRT__LVL_REMOTE) {
+                int kind = rs->remote_kind[w], from = rs->remote_from[w];
+                const char *what = kind == HCRT__LVL_PARTNER ? "partner copy in its node's node-local storage"
+                                   : kind == HCRT__LVL_LOCAL ? "node-local copy on its node"
+                                   : from == w               ? "snapshot in its memory"
+                                                             : "partner copy in its memory";
+                partner |= kind == HCRT__LVL_PARTNER || (kind == HCRT__LVL_MEMORY && from != w);
+                n += (size_t)snprintf(line + n, sizeof(line) - n, "%sthe %s, sent by rank %d", sep, what, from);
+            } else {
+                n += (size_t)snprintf(line + n, sizeof(line) - n, "%sthe shared directory", sep);
             }
+            if (n >= sizeof(line))
+                break;
         }
+        if (partner)
+            HCRT_WARN(CKPT_SUBSYS, "step %lld: %s restored from %s", (long long)rs->m->step, rs->m->ranks[w].file,
+                      line);
+        else
+            HCRT_INFO(CKPT_SUBSYS, "step %lld: %s read from %s", (long long)rs->m->step, rs->m->ranks[w].file, line);
     }
-    return HCRT_OK;
 }
 
-/* Rewrites this rank's node-local copy of its own file when it was missing or damaged: from the image
- * fetched from its partner, or else from the shared directory's copy. */
+/* Rewrites this rank's node-local copy of its own file when it was missing or damaged (same world size
+ * only: in another one the rank's number names another writer), from a copy that verifies: the image
+ * fetched from another rank, the partner copy on this node, the in-memory one, or the shared file. */
 static void rebuild_local(hcrt_ckpt_t *ck, hcrt__ckpt_sources_t *rs)
 {
     int w = ck->rank;
-    if (rs->local_dir[0] == '\0' || w >= rs->nw || !rs->local_bad[w])
+    char where[4200], why[1024], err[1024];
+    if (rs->local_dir[0] == '\0' || rs->nw != ck->size || !rs->local_bad[w])
         return;
-    char path[4096 + 64], err[1024];
-    if (hcrt__mkdir_p(rs->local_dir, err, sizeof(err)) != HCRT_OK)
-        return;
-    snprintf(path, sizeof(path), "%s/%s", rs->local_dir, rs->m->ranks[w].file);
     uint64_t bytes = rs->m->ranks[w].bytes;
-    const unsigned char *img = rs->remote[w];
-    unsigned char *tmp = NULL;
-    const char *from = "partner's in-memory copy";
-    if (img == NULL) {
-        int fd = rs->shared_fd[w];
-        tmp = malloc(bytes ? bytes : 1);
-        if (fd < 0 || tmp == NULL || hcrt__pread_full(fd, tmp, bytes, 0) != (ssize_t)bytes) {
-            free(tmp);
-            return;
-        }
-        img = tmp;
-        from = "shared directory";
+    const unsigned char *img = NULL;
+    snprintf(where, sizeof(where), "the copy received from rank %d", rs->remote_from[w]);
+    if (rs->remote[w] != NULL && hcrt__ckpt_image_verify(rs, w, rs->remote[w], bytes, why, sizeof(why)))
+        img = rs->remote[w];
+    static const hcrt__ckpt_level_t order[] = {HCRT__LVL_PARTNER, HCRT__LVL_MEMORY, HCRT__LVL_SHARED};
+    for (size_t i = 0; img == NULL && i < sizeof(order) / sizeof(order[0]); i++) {
+        const unsigned char *p = hcrt__ckpt_copy_image(ck, rs, order[i], w, where, sizeof(where));
+        if (p != NULL && hcrt__ckpt_image_verify(rs, w, p, bytes, why, sizeof(why)))
+            img = p;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0 && hcrt__write_full(fd, img, bytes) == 0 && fsync(fd) == 0)
-        HCRT_WARN(CKPT_SUBSYS, "rebuilt the node-local copy %s from the %s", path, from);
+    if (img == NULL)
+        return;
+    if (hcrt__mkdir_p(rs->local_dir, err, sizeof(err)) == HCRT_OK &&
+        hcrt__ckpt_write_copy(ck->local_dir, rs->local_dir, rs->m->ranks[w].file, img, bytes, err, sizeof(err)) ==
+            HCRT_OK)
+        HCRT_WARN(CKPT_SUBSYS, "rebuilt the node-local copy %s/%s from %s", rs->local_dir, rs->m->ranks[w].file,
+                  where);
     else
-        HCRT_WARN(CKPT_SUBSYS, "cannot rebuild the node-local copy %s", path);
-    if (fd >= 0)
-        close(fd);
-    free(tmp);
+        HCRT_WARN(CKPT_SUBSYS, "cannot rebuild the node-local copy of %s: %s", rs->m->ranks[w].file, err);
+}
+
+/* Agrees on a step: every rank gets the worst verdict and, when some rank failed, the first failing
+ * rank's reason in msg ("rank R: ..."), so that the error every rank returns names what failed. A rank
+ * that failed also warns its own reason (several ranks may fail differently). */
+static hcrt_status_t agree(hcrt_ckpt_t *ck, int64_t step, int code, char *msg, size_t cap, int *verdict)
+{
+    char own[1024];
+    int agreed = code, first = code != OK_ ? ck->rank : INT_MAX;
+    snprintf(own, sizeof(own), "%s", msg);
+    if (code == FALLBACK)
+        HCRT_WARN(CKPT_SUBSYS, "checkpoint step %lld is unusable: %s", (long long)step, own);
+    HCRT_CHECK(allreduce_int(ck, &agreed, MPI_MAX));
+    *verdict = agreed;
+    if (agreed == OK_)
+        return HCRT_OK;
+    HCRT_CHECK(allreduce_int(ck, &first, MPI_MIN));
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "rank %d: %.990s", ck->rank, own);
+    if (ck->comm != MPI_COMM_NULL && MPI_Bcast(buf, (int)sizeof(buf), MPI_CHAR, first, ck->comm) != MPI_SUCCESS)
+        return hcrt__error(ck->ctx, HCRT_ERR_MPI, "hcrt_ckpt_restore: MPI_Bcast failed on rank %d", ck->rank);
+    buf[sizeof(buf) - 1] = '\0';
+    snprintf(msg, cap, "%s", buf);
+    return HCRT_OK;
 }
 
 /* Tries one step. Returns OK_, FALLBACK (message in msg) or FATAL; agreed by all ranks. */
@@ -237,14 +252,9 @@ static hcrt_status_t try_step(hcrt_ckpt_t *ck, int64_t step, hcrt__ckpt_manifest
     } else {
         code = check_tensors(ck, m, msg, cap);
     }
-    int agreed = code;
-    HCRT_CHECK_GOTO(allreduce_int(ck, &agreed, MPI_MAX), st, out);
-    if (agreed != OK_) {
-        if (code == OK_)
-            snprintf(msg, cap, "another rank could not use step %lld", (long long)step);
-        *verdict = agreed;
+    HCRT_CHECK_GOTO(agree(ck, step, code, msg, cap, verdict), st, out);
+    if (*verdict != OK_)
         goto out;
-    }
 
     hcrt__ckpt_sources_init(&rs, ck, m);
     if (!rs.ok) {
@@ -264,63 +274,49 @@ static hcrt_status_t try_step(hcrt_ckpt_t *ck, int64_t step, hcrt__ckpt_manifest
         progress_bar(NULL, total);
         rs.progress = progress_bar;
     }
+    /* First this node's levels only: node-local copies, memory, the partner copies kept here. */
     double t_read = hcrt__now();
     int failures = read_all(ck, &rs, m, NULL);
-    HCRT_DEBUG(CKPT_SUBSYS, "step %lld: %llu bytes read and verified in %.3f s", (long long)step,
-               (unsigned long long)rs.done, hcrt__now() - t_read);
 
-    /* Pool every rank's failed writers; whoever keeps one in memory sends it to those who need it. */
+    /* Then the writers some rank could not read that way come from a rank whose node (or memory) holds
+     * them, and what is still missing from the shared directory. */
     size_t nw = (size_t)rs.nw;
-    unsigned char *all_failed = calloc((size_t)ck->size * nw, 1), *any = calloc(nw, 1), *fetched = calloc(nw, 1);
-    if (all_failed == NULL || any == NULL || fetched == NULL) {
+    unsigned char *all_failed = calloc((size_t)ck->size * nw, 1), *mine = calloc(nw, 1);
+    if (all_failed == NULL || mine == NULL) {
         free(all_failed);
-        free(any);
-        free(fetched);
+        free(mine);
         st = hcrt__error(ck->ctx, HCRT_ERR_NO_MEMORY, "hcrt_ckpt_restore: out of memory");
         goto out;
     }
+    memcpy(mine, rs.failed, nw);
     memcpy(all_failed + (size_t)ck->rank * nw, rs.failed, nw);
     if (ck->comm != MPI_COMM_NULL &&
-        MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all_failed, (int)nw, MPI_BYTE, ck->comm) != MPI_SUCCESS) {
+        MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all_failed, (int)nw, MPI_BYTE, ck->comm) != MPI_SUCCESS)
         st = hcrt__error(ck->ctx, HCRT_ERR_MPI, "hcrt_ckpt_restore: MPI_Allgather failed");
-    }
     bool need = false;
-    for (size_t r = 0; st == HCRT_OK && r < (size_t)ck->size; r++)
-        for (size_t w = 0; w < nw; w++)
-            if (all_failed[r * nw + w])
-                any[w] = 1, need = true;
-    if (st == HCRT_OK && need && ck->comm != MPI_COMM_NULL) {
-        st = fetch_images(ck, &rs, all_failed, any, fetched);
-        if (st == HCRT_OK && failures) {
-            memset(rs.failed, 0, nw);
-            char first[1024];
-            snprintf(first, sizeof(first), "%s", rs.msg);
-            rs.msg[0] = '\0';
-            failures = read_all(ck, &rs, m, fetched);
-            for (size_t w = 0; w < nw; w++)
-                if (!fetched[w] && all_failed[(size_t)ck->rank * nw + w])
-                    failures++;
-            if (failures && rs.msg[0] == '\0')
-                snprintf(rs.msg, sizeof(rs.msg), "%s", first);
-        }
+    for (size_t i = 0; st == HCRT_OK && i < (size_t)ck->size * nw; i++)
+        need |= all_failed[i] != 0;
+    if (st == HCRT_OK && need && ck->comm != MPI_COMM_NULL)
+        st = hcrt__ckpt_fetch_images(ck, &rs, all_failed);
+    if (st == HCRT_OK && failures) {
+        memset(rs.failed, 0, nw);
+        rs.msg[0] = '\0';
+        rs.use_shared = true;
+        failures = read_all(ck, &rs, m, mine);
     }
     free(all_failed);
-    free(any);
-    free(fetched);
+    free(mine);
     if (st != HCRT_OK)
         goto out;
+    HCRT_DEBUG(CKPT_SUBSYS, "step %lld: %llu bytes read and verified in %.3f s", (long long)step,
+               (unsigned long long)rs.done, hcrt__now() - t_read);
     code = failures ? FALLBACK : OK_;
-    if (failures)
-        snprintf(msg, cap, "%s", rs.msg);
-    else if (rs.msg_level[0])
-        HCRT_INFO(CKPT_SUBSYS, "step %lld: %s", (long long)step, rs.msg_level);
-    agreed = code;
-    HCRT_CHECK_GOTO(allreduce_int(ck, &agreed, MPI_MAX), st, out);
-    if (agreed != OK_ && code == OK_)
-        snprintf(msg, cap, "another rank could not read step %lld intact", (long long)step);
-    if (agreed == OK_)
+    snprintf(msg, cap, "%s", failures ? rs.msg : "");
+    HCRT_CHECK_GOTO(agree(ck, step, code, msg, cap, verdict), st, out);
+    if (*verdict == OK_) {
+        report_sources(ck, &rs);
         rebuild_local(ck, &rs);
-    *verdict = agreed;
+    }
 out:
     if (rs.ok || rs.failed)
         hcrt__ckpt_sources_fini(&rs);
@@ -372,13 +368,11 @@ static hcrt_status_t restore_untraced(hcrt_ckpt_t *ck, int64_t step, void *meta_
             break;
         }
         if (first[0] == '\0')
-            snprintf(first, sizeof(first), "rank %d: %s", ck->rank, msg);
+            snprintf(first, sizeof(first), "%s", msg);
         if (verdict == FATAL) {
             st = hcrt__error(ctx, HCRT_ERR_MISMATCH, "hcrt_ckpt_restore: %s", first);
             goto out;
         }
-        if (msg[0] && strncmp(msg, "another rank", 12) != 0)
-            HCRT_WARN(CKPT_SUBSYS, "checkpoint step %lld is unusable: %s", (long long)steps[i], msg);
         if (ck->rank == 0) {
             if (i + 1 < n)
                 HCRT_WARN(CKPT_SUBSYS, "checkpoint step %lld failed verification; falling back to step %lld",

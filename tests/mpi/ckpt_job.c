@@ -10,11 +10,18 @@
  *                                             node); saves every step 1..STEPS with keep 2, waiting
  *                                             every third; after each wait rank 0 verifies every
  *                                             committed step with hcrt-ckpt (CKPT_JOB_HCRT_CKPT) and
- *                                             that each rank's node-local file equals its shared one;
- *                                             restores the last step at the end
+ *                                             that each rank's node-local file (and, with
+ *                                             CKPT_JOB_PARTNER_COPIES=1, its partner copy) equals its
+ *                                             shared one; restores the last step at the end
  *
- * BACKEND is host or sim (where the registered tensors live). LOCAL is a base directory: rank r uses
- * LOCAL/node<r> as its node-local level, so each rank is its own "node"; "-" turns the level off.
+ * BACKEND is host, sim or mix (where the registered tensors live; mix: sim on even ranks, host on odd).
+ * LOCAL is a base directory: rank r uses LOCAL/node<r> as its node-local level, so each rank is its own
+ * "node"; "-" turns the level off. "nodes:BASE" gives the ranks of each node (fake ones with
+ * HCRT_FAKE_NODES) one shared node-local level, BASE/node<n> for node n, as on real nodes, and opens
+ * every checkpointer over the communicator so that partners follow those nodes; CKPT_JOB_NODE_DIRS
+ * (comma-separated names) names node n's directory BASE/<n-th name> instead, so a relaunch on fewer
+ * nodes runs on the surviving nodes' storage. In restore mode a STEP of -1 expects that no step can be
+ * restored: the restore must fail with HCRT_ERR_CORRUPT and say why.
  * Tensors: "big" f64 [4000, 400] ([400, 400] in stress mode) sharded unevenly by rows (12.8 MB: shards
  * span several 4 MiB chunks),
  * "mask" u8 [1001] sharded, "counter" i32 [7] replicated, and a metadata blob "step=S". Every value is a
@@ -39,6 +46,7 @@ static int rank, size;
 static hcrt_context_t *ctx;
 static uint64_t BIG_ROWS = 4000;
 static bool shared_local; /* stress: every rank uses LOCAL itself (one node) */
+static bool per_node;     /* LOCAL is nodes:BASE */
 
 static double big_val(uint64_t row, uint64_t col, int step) { return step * 1e7 + (double)row * 1000.0 + (double)col; }
 static uint8_t mask_val(uint64_t row, int step) { return (uint8_t)(row * 7 + (uint64_t)step * 13); }
@@ -103,33 +111,57 @@ static int check(state_t *s, int step)
 /* Restores and the partner test run over an hcrt communicator (destroyed right after open: the
  * checkpointer keeps its own duplicate; its nodes, fake ones with HCRT_FAKE_NODES, choose the partners),
  * saves over the world (comm NULL), so both ways of opening are exercised. */
+/* BASE/<name of node n>: the n-th name of CKPT_JOB_NODE_DIRS, or node<n>. */
+static void node_dir(char *out, size_t cap, const char *base, int node)
+{
+    const char *names = getenv("CKPT_JOB_NODE_DIRS");
+    if (names == NULL || names[0] == '\0') {
+        snprintf(out, cap, "%s/node%d", base, node);
+        return;
+    }
+    for (int i = 0; i < node && names != NULL; i++) {
+        names = strchr(names, ',');
+        names = names ? names + 1 : NULL;
+    }
+    if (names == NULL) {
+        fprintf(stderr, "FAIL rank %d: CKPT_JOB_NODE_DIRS names no directory for node %d\n", rank, node);
+        exit(2);
+    }
+    snprintf(out, cap, "%s/%.*s", base, (int)strcspn(names, ","), names);
+}
+
 static hcrt_ckpt_t *open_ckpt(const char *dir, const char *local, state_t *s, const char *backend, bool use_comm)
 {
     hcrt_ckpt_params_t p;
     hcrt_ckpt_t *ck;
+    hcrt_comm_t *comm = NULL;
     char ldir[1024];
     hcrt_ckpt_params_init(&p);
     p.dir = dir;
     p.keep = 2;
+    if (use_comm || per_node)
+        REQUIRE_OK(ctx, hcrt_comm_world(ctx, &comm));
     if (strcmp(local, "-") == 0) {
         p.local_dir = "";
     } else if (shared_local) {
         p.local_dir = local;
+    } else if (per_node) {
+        hcrt_comm_rank_info_t info;
+        memset(&info, 0, sizeof(info));
+        info.struct_size = sizeof(info);
+        REQUIRE_OK(ctx, hcrt_comm_rank_info(comm, rank, &info));
+        node_dir(ldir, sizeof(ldir), local + strlen("nodes:"), info.node);
+        p.local_dir = ldir;
     } else {
         snprintf(ldir, sizeof(ldir), "%s/node%d", local, rank);
         p.local_dir = ldir;
     }
-    if (use_comm) {
-        hcrt_comm_t *comm;
-        REQUIRE_OK(ctx, hcrt_comm_world(ctx, &comm));
-        REQUIRE_OK(ctx, hcrt_ckpt_open(ctx, comm, &p, &ck));
+    REQUIRE_OK(ctx, hcrt_ckpt_open(ctx, comm, &p, &ck));
+    if (comm != NULL)
         REQUIRE_OK(ctx, hcrt_comm_destroy(comm));
-    } else {
-        REQUIRE_OK(ctx, hcrt_ckpt_open(ctx, NULL, &p, &ck));
-    }
 
     REQUIRE_OK(ctx, hcrt_device_host(ctx, &s->host));
-    if (strcmp(backend, "sim") == 0)
+    if (strcmp(backend, "sim") == 0 || (strcmp(backend, "mix") == 0 && rank % 2 == 0))
         REQUIRE_OK(ctx, hcrt_device_find(ctx, "sim", 0, &s->dev));
     else
         s->dev = s->host;
@@ -187,6 +219,17 @@ static int restore_and_check(hcrt_ckpt_t *ck, state_t *s, int expect)
     int64_t got = -1;
     fill(s, 999);
     hcrt_status_t st = hcrt_ckpt_restore(ck, HCRT_CKPT_LATEST, meta, sizeof(meta) - 1, &meta_len, &got);
+    if (expect < 0) {
+        /* Nothing restorable: a clear error (the buffers then hold unspecified data, never a step). */
+        if (st != HCRT_ERR_CORRUPT || strstr(hcrt_last_error(ctx), "could be restored") == NULL) {
+            fprintf(stderr, "FAIL rank %d: restore gave %s (step %lld: %s), want ERR_CORRUPT\n", rank,
+                    hcrt_status_name(st), (long long)got, hcrt_last_error(ctx));
+            return 1;
+        }
+        if (rank == 0)
+            fprintf(stderr, "restore failed as expected: %s\n", hcrt_last_error(ctx));
+        return 0;
+    }
     if (st != HCRT_OK) {
         fprintf(stderr, "FAIL rank %d: restore: %s: %s\n", rank, hcrt_status_name(st), hcrt_last_error(ctx));
         return 1;
@@ -229,13 +272,17 @@ static int verify_committed(hcrt_ckpt_t *ck, const char *dir, const char *local,
             bad++;
         }
     }
-    for (int r = 0; r < size; r++) {
-        snprintf(cmd, sizeof(cmd), "cmp -s '%s/step-%08lld/rank-%05d.bin' %s/*/step-%08lld/rank-%05d.bin", dir,
-                 (long long)newest, r, local, (long long)newest, r);
-        if (system(cmd) != 0) {
-            fprintf(stderr, "FAIL: rank %d's node-local file of step %lld differs from the shared one or is "
-                    "missing\n", r, (long long)newest);
-            bad++;
+    /* With CKPT_JOB_PARTNER_COPIES=1 (fake nodes: other-host partners), the partner copies too. */
+    const char *pc = getenv("CKPT_JOB_PARTNER_COPIES");
+    for (int pass = 0; pass < (pc && strcmp(pc, "1") == 0 ? 2 : 1); pass++) {
+        for (int r = 0; r < size; r++) {
+            snprintf(cmd, sizeof(cmd), "cmp -s '%s/step-%08lld/rank-%05d.bin' %s/*/step-%08lld/%srank-%05d.bin", dir,
+                     (long long)newest, r, local, (long long)newest, pass ? "partner/" : "", r);
+            if (system(cmd) != 0) {
+                fprintf(stderr, "FAIL: rank %d's node-local %s of step %lld differs from the shared one or is "
+                        "missing\n", r, pass ? "partner copy" : "file", (long long)newest);
+                bad++;
+            }
         }
     }
     return bad;
@@ -288,7 +335,7 @@ int main(int argc, char **argv)
     int bad = 0;
 
     if (argc != 6) {
-        fprintf(stderr, "usage: ckpt_job save|restore|partner|stress DIR LOCAL STEP BACKEND\n");
+        fprintf(stderr, "usage: ckpt_job save|restore|partner|stress DIR LOCAL|-|nodes:BASE STEP host|sim|mix\n");
         return 2;
     }
     const char *mode = argv[1], *dir = argv[2], *local = argv[3], *backend = argv[5];
@@ -298,6 +345,7 @@ int main(int argc, char **argv)
         BIG_ROWS = 400;
         shared_local = true;
     }
+    per_node = strncmp(local, "nodes:", 6) == 0;
     hcrt_context_params_init(&cp);
     REQUIRE_OK(NULL, hcrt_init(&cp, &ctx));
     REQUIRE_OK(ctx, hcrt_context_rank(ctx, &rank, &size));

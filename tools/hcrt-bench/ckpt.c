@@ -5,6 +5,8 @@
  * time (checksums verified) from that directory.
  *
  *   hcrt-bench ckpt --bytes SIZE --dir DIR [--json FILE] [--repeat N] [--local DIR] [--backend host|sim]
+ *   mpirun ... hcrt-bench ckpt --partner ...   the partner level's cost and a lost node's restore
+ *                                              (ckpt_partner.c)
  *
  * The state is one tensor on the host (or a sim device). The first save allocates and pre-touches the
  * snapshot pool and is not measured; each figure is the median of N repetitions (default 3). Only the
@@ -23,10 +25,11 @@
 #include <unistd.h>
 
 #include "hcrt/hcrt.h"
+#include "tools/hcrt-bench/ckpt_bench.h"
 
 int hcrt_bench_ckpt_main(int argc, char **argv);
 
-static double now(void)
+double hcrt_bench_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -62,7 +65,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double median(double *v, int n)
+double hcrt_bench_median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof(double), cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
@@ -81,7 +84,7 @@ static double raw_write(const char *dir, const unsigned char *src, size_t bytes)
     char path[4200];
     snprintf(path, sizeof(path), "%s/raw-write.bin", dir);
     unlink(path);
-    double t0 = now();
+    double t0 = hcrt_bench_now();
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
@@ -105,12 +108,12 @@ static double raw_write(const char *dir, const unsigned char *src, size_t bytes)
         fsync(dfd);
         close(dfd);
     }
-    double t = now() - t0;
+    double t = hcrt_bench_now() - t0;
     unlink(path);
     return t;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+int hcrt_bench_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
     (void)flag;
@@ -119,13 +122,16 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 }
 
 static const char usage[] =
-    "usage: hcrt-bench ckpt --bytes SIZE --dir DIR [--json FILE] [--repeat N] [--local DIR] [--backend host|sim]\n";
+    "usage: hcrt-bench ckpt --bytes SIZE --dir DIR [--json FILE] [--repeat N] [--local DIR] [--backend host|sim]\n"
+    "       mpirun -np N [-x HCRT_FAKE_NODES=K] hcrt-bench ckpt --partner --bytes SIZE --dir DIR --local DIR\n"
+    "              [--json FILE] [--repeat N]   (partner level off and on, restore after a lost node; ckpt_partner.c)\n";
 
 int hcrt_bench_ckpt_main(int argc, char **argv)
 {
     size_t bytes = 0;
     const char *dir = NULL, *json = NULL, *local = "", *backend = "host";
     int repeat = 3, rc = 1;
+    bool partner = false;
     hcrt_context_t *ctx = NULL;
     hcrt_ckpt_t *ck = NULL;
     hcrt_device_t *host = NULL, *dev = NULL;
@@ -140,6 +146,10 @@ int hcrt_bench_ckpt_main(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
             return 0;
+        }
+        if (strcmp(a, "--partner") == 0) {
+            partner = true;
+            continue;
         }
         if (v == NULL) {
             fprintf(stderr, "hcrt-bench ckpt: %s needs a value\n%s", a, usage);
@@ -166,6 +176,8 @@ int hcrt_bench_ckpt_main(int argc, char **argv)
         fprintf(stderr, "hcrt-bench ckpt: --bytes (at least 4K) and --dir are required\n%s", usage);
         return 2;
     }
+    if (partner)
+        return hcrt_bench_ckpt_partner_main(bytes, dir, local, json, repeat);
 
     hcrt_context_params_t cp;
     hcrt_context_params_init(&cp);
@@ -217,9 +229,9 @@ int hcrt_bench_ckpt_main(int argc, char **argv)
     if (hcrt_ckpt_latest(ck, &last) != HCRT_OK)
         last = -1;
     /* Warm-up: allocates and touches the snapshot pool, creates the directories. */
-    double t0 = now();
+    double t0 = hcrt_bench_now();
     BENCH_CHECK(hcrt_ckpt_save(ck, ++last, NULL, 0));
-    double first_stall = now() - t0;
+    double first_stall = hcrt_bench_now() - t0;
     BENCH_CHECK(hcrt_ckpt_wait(ck));
 
     double *stall = calloc((size_t)repeat, sizeof(double)), *mcpy = calloc((size_t)repeat, sizeof(double));
@@ -228,16 +240,16 @@ int hcrt_bench_ckpt_main(int argc, char **argv)
     if (!stall || !mcpy || !persist || !raw || !restore)
         goto out;
     for (int r = 0; r < repeat; r++) {
-        t0 = now();
+        t0 = hcrt_bench_now();
         memcpy(copy, state, bytes);
-        mcpy[r] = now() - t0;
+        mcpy[r] = hcrt_bench_now() - t0;
 
-        t0 = now();
+        t0 = hcrt_bench_now();
         BENCH_CHECK(hcrt_ckpt_save(ck, ++last, NULL, 0));
-        double t1 = now();
+        double t1 = hcrt_bench_now();
         BENCH_CHECK(hcrt_ckpt_wait(ck));
         stall[r] = t1 - t0;
-        persist[r] = now() - t1;
+        persist[r] = hcrt_bench_now() - t1;
         /* Listing waits for the garbage collection that follows a commit, so that it does not run
          * under the next measurement. */
         size_t nsteps;
@@ -256,15 +268,16 @@ int hcrt_bench_ckpt_main(int argc, char **argv)
         BENCH_CHECK(hcrt_ckpt_open(ctx, NULL, &p, &fresh));
         hcrt_status_t st = hcrt_ckpt_register(fresh, "state", (hcrt_buffer_t){dev, dstate, bytes / 4, HCRT_F32}, 1,
                                               (uint64_t[]){bytes / 4}, NULL);
-        t0 = now();
+        t0 = hcrt_bench_now();
         if (st == HCRT_OK)
             st = hcrt_ckpt_restore(fresh, HCRT_CKPT_LATEST, NULL, 0, NULL, &got);
-        restore[r] = now() - t0;
+        restore[r] = hcrt_bench_now() - t0;
         hcrt_ckpt_close(fresh);
         BENCH_CHECK(st);
     }
-    double m_stall = median(stall, repeat), m_mcpy = median(mcpy, repeat), m_persist = median(persist, repeat);
-    double m_raw = median(raw, repeat), m_restore = median(restore, repeat);
+    double m_stall = hcrt_bench_median(stall, repeat), m_mcpy = hcrt_bench_median(mcpy, repeat);
+    double m_persist = hcrt_bench_median(persist, repeat), m_raw = hcrt_bench_median(raw, repeat);
+    double m_restore = hcrt_bench_median(restore, repeat);
     double gb = (double)bytes / 1e9;
     printf("# hcrt-bench ckpt: %zu bytes (%.3f GiB), %s state, dir %s%s%s, median of %d\n", bytes,
            (double)bytes / (1 << 30), backend, dir, local[0] ? ", node-local " : "", local, repeat);
@@ -301,7 +314,7 @@ out:
     hcrt_ckpt_close(ck);
     /* The benchmark's checkpoints are scratch: leave DIR as it was. */
     if (ckdir[0])
-        nftw(ckdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        nftw(ckdir, hcrt_bench_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (dev != host && dstate)
         hcrt_mem_free(dev, dstate);
     if (state)
