@@ -306,14 +306,14 @@ static hcrt_status_t setup(train_job_t *j)
                j->o.exact ? ", exact" : "");
         fflush(stdout);
     }
-    /* Every rank names its device, in rank order. */
-    for (int r = 0; r < j->size; r++) {
-        if (r == j->rank) {
-            printf("hcrt-train: rank %d on %s (%s, speed %.2f)\n", j->rank, j->device_name, props.name, props.speed);
-            fflush(stdout);
-        }
-        TRAIN_TRY(j, hcrt_comm_barrier(j->comm), err);
+    /* Rank 0 names every rank's device (from what the communicator exchanged at creation). */
+    for (int r = 0; r < j->size && j->rank == 0; r++) {
+        hcrt_comm_rank_info_t info = {.struct_size = sizeof(info)};
+        TRAIN_TRY(j, hcrt_comm_rank_info(j->comm, r, &info), err);
+        printf("hcrt-train: rank %d on %s:%d of %s (speed %.2f)\n", r, info.backend, info.device_index, info.host,
+               info.speed);
     }
+    fflush(stdout);
     return HCRT_OK;
 err:
     return status;
