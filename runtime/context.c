@@ -142,7 +142,7 @@ hcrt_status_t hcrt_init(const hcrt_context_params_t *params, hcrt_context_t **ou
 
     HCRT_CHECK_GOTO(hcrt__topology_init(ctx), st, err_mpi);
     HCRT_CHECK_GOTO(hcrt__loader_load(ctx, p.backends ? p.backends : hcrt__config_str(ctx, "HCRT_BACKENDS")), st,
-                    err_topo);
+                    err_loader);
     HCRT_CHECK_GOTO(collect_devices(ctx), st, err_loader);
     HCRT_CHECK_GOTO(hcrt__select_device(ctx), st, err_loader);
     HCRT_CHECK_GOTO(hcrt__trace_init(ctx), st, err_loader);
@@ -155,7 +155,6 @@ hcrt_status_t hcrt_init(const hcrt_context_params_t *params, hcrt_context_t **ou
 err_loader:
     hcrt__loader_unload(ctx);
     free(ctx->devices);
-err_topo:
     hcrt__topology_fini(ctx);
 err_mpi:
     if (ctx->node != MPI_COMM_NULL)
