@@ -324,6 +324,9 @@ void hcrt__deadline_check_peers(struct hcrt_comm *comm, const char *opname, uint
 
 hcrt_status_t hcrt__check_call(struct hcrt_comm *comm, const char *func, const hcrt__args_t *a, uint64_t seq);
 
+/* Checks the bytes the call's buffers span against the allocations hcrt made (extent.c). Local. */
+hcrt_status_t hcrt__check_extents(struct hcrt_comm *comm, const char *func, const hcrt__args_t *a);
+
 /* Applies HCRT_FAULT entries meant for collective `opname` number `seq` of this rank (may not return). */
 void hcrt__coll_fault(struct hcrt_comm *comm, const char *opname, uint64_t seq);
 

@@ -133,6 +133,7 @@ hcrt_status_t hcrt_init(const hcrt_context_params_t *params, hcrt_context_t **ou
     ctx->local_size = 1;
     gethostname(ctx->hostname, sizeof(ctx->hostname) - 1);
 
+    HCRT_CHECK_GOTO(hcrt__alloc_table_init(ctx), st, err_ctx);
     HCRT_CHECK_GOTO(hcrt__config_load(ctx), st, err_ctx);
     hcrt__log_configure(hcrt__config_str(ctx, "HCRT_LOG_LEVEL"), hcrt__config_str(ctx, "HCRT_LOG_SUBSYS"));
 
@@ -167,6 +168,7 @@ err_mpi:
 err_ctx:
     HCRT_ERROR("init", "%s", hcrt_last_error(NULL));
     hcrt__config_free(ctx);
+    hcrt__alloc_table_fini(ctx);
     free(ctx);
     return st;
 }
@@ -186,6 +188,7 @@ hcrt_status_t hcrt_finalize(hcrt_context_t *ctx)
     if (ctx->mpi_owned)
         MPI_Finalize();
     hcrt__config_free(ctx);
+    hcrt__alloc_table_fini(ctx);
     free(ctx);
     return HCRT_OK;
 }

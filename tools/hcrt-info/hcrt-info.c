@@ -32,7 +32,8 @@ static void usage(FILE *out)
                  "initialises MPI and rank 0 prints, including the device and binding of every rank.\n"
                  "\n"
                  "When hcrt cannot initialise because of an HCRT_* variable (a bad HCRT_DEVICE, a typo in\n"
-                 "HCRT_BACKENDS, ...), hcrt-info says which, and still reports what hcrt sees without it.\n"
+                 "HCRT_BACKENDS, ...), hcrt-info says which and, standalone, still reports what hcrt sees\n"
+                 "without it.\n"
                  "Exit status: 0 on success, 1 when hcrt cannot initialise with this environment (the report\n"
                  "is still printed when the cause is a variable), 2 for a bad command line.\n");
 }
@@ -63,9 +64,10 @@ static bool drop_named_variable(const char *msg, char *ignored, size_t len)
 /*
  * hcrt_init; when it fails because of a variable of the environment, records the failure in `report` and
  * tries again without that variable (and so on, a few times), so that the report can still list the
- * backends and devices and point at the variable. HCRT_OK when a context was made.
+ * backends and devices and point at the variable. Standalone only: under mpirun the other ranks have
+ * moved on past their own init, and a second try would not meet them. HCRT_OK when a context was made.
  */
-static hcrt_status_t init_for_report(const hcrt_context_params_t *params, hcrt_context_t **ctx,
+static hcrt_status_t init_for_report(const hcrt_context_params_t *params, bool with_mpi, hcrt_context_t **ctx,
                                      info_report_t *report)
 {
     hcrt_status_t first = HCRT_OK;
@@ -78,6 +80,10 @@ static hcrt_status_t init_for_report(const hcrt_context_params_t *params, hcrt_c
             snprintf(report->init_error, sizeof(report->init_error), "%s", hcrt_last_error(NULL));
         }
         fprintf(stderr, "hcrt-info: hcrt_init failed (%s): %s\n", hcrt_status_name(st), hcrt_last_error(NULL));
+        if (with_mpi) {
+            fprintf(stderr, "hcrt-info: run hcrt-info without mpirun to see what hcrt finds here\n");
+            return first;
+        }
         if (!drop_named_variable(hcrt_last_error(NULL), report->ignored, sizeof(report->ignored)))
             return first;
     }
@@ -132,7 +138,7 @@ int main(int argc, char **argv)
     hcrt_context_t *ctx = NULL;
     info_report_t failed;
     memset(&failed, 0, sizeof(failed));
-    if (init_for_report(&params, &ctx, &failed) != HCRT_OK)
+    if (init_for_report(&params, with_mpi, &ctx, &failed) != HCRT_OK)
         return 1;
 
     int rc = 1, rank = 0;
@@ -152,11 +158,5 @@ int main(int argc, char **argv)
     }
     info_free(&report);
     hcrt_finalize(ctx);
-    /* A failed first hcrt_init left MPI initialised for the retry, which then did not own it. */
-    int up = 0, down = 0;
-    MPI_Initialized(&up);
-    MPI_Finalized(&down);
-    if (up && !down)
-        MPI_Finalize();
     return rc;
 }

@@ -1,0 +1,233 @@
+/*
+ * runtime/alloc_table.c - every allocation hcrt made (hcrt_mem_alloc, hcrt_mem_alloc_host), so that a
+ * pointer handed to a call can be checked against the device it is said to live on and against the size
+ * of its allocation, before anything dereferences it.
+ *
+ * A sim or GPU pointer passed as host memory would be dereferenced by the host (SIGSEGV, or silently
+ * wrong data), and a count larger than the buffer writes past its end; both are user errors that the
+ * runtime can name, because it made the allocation. The table is consulted on every collective, so
+ * lookups must cost next to nothing: a sorted array searched by bisection, read under a sequence lock
+ * (no atomic read-modify-write, no lock on the reader side). Writers (alloc and free) serialise on a
+ * mutex, bump the sequence number around each change, and never free an array a reader may still be
+ * searching: a grown array replaces the old one, which is kept until the context is finalised (arrays
+ * double, so the retired ones together are smaller than the live one).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/internal.h"
+
+/* Fields are atomics read with relaxed loads: a reader may race with a writer, and the sequence number
+ * tells it to retry, but the race itself must not be undefined behaviour. */
+typedef struct entry {
+    _Atomic uintptr_t base;
+    _Atomic size_t size;
+    _Atomic(hcrt_device_t *) device;
+    _Atomic bool host; /* host memory (hcrt_mem_alloc_host), pinned for `device`'s backend */
+} entry_t;
+
+typedef struct array {
+    struct array *retired; /* the array this one replaced */
+    size_t cap;
+    _Atomic size_t n;
+    entry_t e[];
+} array_t;
+
+struct hcrt__alloc_table {
+    pthread_mutex_t lock; /* writers */
+    _Atomic unsigned seq; /* odd while a writer changes the array */
+    _Atomic(array_t *) arr;
+};
+
+hcrt_status_t hcrt__alloc_table_init(hcrt_context_t *ctx)
+{
+    struct hcrt__alloc_table *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return hcrt__error(NULL, HCRT_ERR_NO_MEMORY, "hcrt_init: out of memory");
+    pthread_mutex_init(&t->lock, NULL);
+    ctx->allocs = t;
+    return HCRT_OK;
+}
+
+void hcrt__alloc_table_fini(hcrt_context_t *ctx)
+{
+    struct hcrt__alloc_table *t = ctx->allocs;
+    if (t == NULL)
+        return;
+    array_t *a = atomic_load_explicit(&t->arr, memory_order_relaxed);
+    while (a != NULL) {
+        array_t *older = a->retired;
+        free(a);
+        a = older;
+    }
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+    ctx->allocs = NULL;
+}
+
+/* Index of the first entry whose base is above p (entries [0, result) start at or below p). */
+static size_t upper_bound(const array_t *a, size_t n, uintptr_t p)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (atomic_load_explicit(&a->e[mid].base, memory_order_relaxed) <= p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void entry_copy(entry_t *dst, const entry_t *src)
+{
+    atomic_store_explicit(&dst->base, atomic_load_explicit(&src->base, memory_order_relaxed), memory_order_relaxed);
+    atomic_store_explicit(&dst->size, atomic_load_explicit(&src->size, memory_order_relaxed), memory_order_relaxed);
+    atomic_store_explicit(&dst->device, atomic_load_explicit(&src->device, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&dst->host, atomic_load_explicit(&src->host, memory_order_relaxed), memory_order_relaxed);
+}
+
+static void write_begin(struct hcrt__alloc_table *t)
+{
+    pthread_mutex_lock(&t->lock);
+    atomic_fetch_add_explicit(&t->seq, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+
+static void write_end(struct hcrt__alloc_table *t)
+{
+    atomic_fetch_add_explicit(&t->seq, 1, memory_order_release);
+    pthread_mutex_unlock(&t->lock);
+}
+
+hcrt_status_t hcrt__alloc_add(hcrt_context_t *ctx, const void *ptr, size_t bytes, hcrt_device_t *device, bool host)
+{
+    struct hcrt__alloc_table *t = ctx->allocs;
+    uintptr_t p = (uintptr_t)ptr;
+    hcrt_status_t status = HCRT_OK;
+    write_begin(t);
+    array_t *a = atomic_load_explicit(&t->arr, memory_order_relaxed);
+    size_t n = a ? atomic_load_explicit(&a->n, memory_order_relaxed) : 0;
+    if (a == NULL || n == a->cap) {
+        size_t cap = a ? 2 * a->cap : 64;
+        array_t *b = malloc(sizeof(*b) + cap * sizeof(b->e[0]));
+        if (b == NULL) {
+            status = hcrt__error(ctx, HCRT_ERR_NO_MEMORY, "out of host memory recording an allocation");
+            goto out;
+        }
+        b->retired = a;
+        b->cap = cap;
+        for (size_t i = 0; i < n; i++)
+            entry_copy(&b->e[i], &a->e[i]);
+        atomic_store_explicit(&b->n, n, memory_order_relaxed);
+        atomic_store_explicit(&t->arr, b, memory_order_release);
+        a = b;
+    }
+    size_t at = upper_bound(a, n, p);
+    for (size_t i = n; i > at; i--)
+        entry_copy(&a->e[i], &a->e[i - 1]);
+    atomic_store_explicit(&a->e[at].base, p, memory_order_relaxed);
+    atomic_store_explicit(&a->e[at].size, bytes, memory_order_relaxed);
+    atomic_store_explicit(&a->e[at].device, device, memory_order_relaxed);
+    atomic_store_explicit(&a->e[at].host, host, memory_order_relaxed);
+    atomic_store_explicit(&a->n, n + 1, memory_order_relaxed);
+out:
+    write_end(t);
+    return status;
+}
+
+void hcrt__alloc_remove(hcrt_context_t *ctx, const void *ptr)
+{
+    struct hcrt__alloc_table *t = ctx->allocs;
+    uintptr_t p = (uintptr_t)ptr;
+    write_begin(t);
+    array_t *a = atomic_load_explicit(&t->arr, memory_order_relaxed);
+    size_t n = a ? atomic_load_explicit(&a->n, memory_order_relaxed) : 0;
+    size_t at = upper_bound(a, n, p);
+    if (at > 0 && atomic_load_explicit(&a->e[at - 1].base, memory_order_relaxed) == p) {
+        for (size_t i = at - 1; i + 1 < n; i++)
+            entry_copy(&a->e[i], &a->e[i + 1]);
+        atomic_store_explicit(&a->n, n - 1, memory_order_relaxed);
+    }
+    write_end(t);
+}
+
+typedef hcrt__alloc_info_t found_t;
+
+/* A consistent copy of the allocation holding p, if any. */
+static bool lookup(const struct hcrt__alloc_table *t, uintptr_t p, found_t *out)
+{
+    for (;;) {
+        unsigned s = atomic_load_explicit(&t->seq, memory_order_acquire);
+        if (s & 1)
+            continue; /* a writer is at work: a few instructions */
+        const array_t *a = atomic_load_explicit(&t->arr, memory_order_acquire);
+        size_t n = a ? atomic_load_explicit(&a->n, memory_order_relaxed) : 0;
+        bool hit = false;
+        if (n > 0) {
+            n = n < a->cap ? n : a->cap;
+            size_t at = upper_bound(a, n, p);
+            if (at > 0) {
+                const entry_t *e = &a->e[at - 1];
+                out->base = atomic_load_explicit(&e->base, memory_order_relaxed);
+                out->size = atomic_load_explicit(&e->size, memory_order_relaxed);
+                out->device = atomic_load_explicit(&e->device, memory_order_relaxed);
+                out->host = atomic_load_explicit(&e->host, memory_order_relaxed);
+                hit = p - out->base < out->size;
+            }
+        }
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&t->seq, memory_order_relaxed) == s)
+            return hit;
+    }
+}
+
+bool hcrt__alloc_find(const hcrt_context_t *ctx, const void *ptr, hcrt__alloc_info_t *info)
+{
+    return ctx->allocs != NULL && lookup(ctx->allocs, (uintptr_t)ptr, info);
+}
+
+static const char *where(const hcrt_device_t *d, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s device %d", d->be->name, d->index);
+    return buf;
+}
+
+hcrt_status_t hcrt__mem_check(const hcrt_context_t *ctx, const char *func, const char *name, const void *ptr,
+                              size_t bytes, const hcrt_device_t *device, bool kernel)
+{
+    const struct hcrt__alloc_table *t = ctx->allocs;
+    found_t f;
+    if (ptr == NULL || t == NULL || !lookup(t, (uintptr_t)ptr, &f))
+        return HCRT_OK;
+    char owner[96], said[96];
+    bool said_host = device == NULL || hcrt__device_is_host(device);
+    if (device == NULL)
+        snprintf(said, sizeof(said), "NULL (host memory)");
+    else
+        where(device, said, sizeof(said));
+    if (f.host) {
+        /* Pinned host memory is host memory; kernels also take it once registered (hcrt_host_register). */
+        if (!said_host && !kernel)
+            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                               "%s: argument '%s' is host memory (hcrt_mem_alloc_host of %s, %zu bytes) but "
+                               "argument 'device' is %s; pass NULL or the host device", func, name,
+                               where(f.device, owner, sizeof(owner)), f.size, said);
+    } else if (f.device != device && !(said_host && hcrt__device_is_host(f.device))) {
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                           "%s: argument '%s' is memory of %s (hcrt_mem_alloc, %zu bytes) but argument 'device' is "
+                           "%s; pass the device that owns it", func, name, where(f.device, owner, sizeof(owner)),
+                           f.size, said);
+    }
+    size_t off = (uintptr_t)ptr - f.base;
+    if (bytes > f.size - off)
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                           "%s: argument '%s' needs %zu bytes from offset %zu of its allocation, which has %zu "
+                           "bytes (on %s): the count is too large for the buffer", func, name, bytes, off, f.size,
+                           where(f.device, owner, sizeof(owner)));
+    return HCRT_OK;
+}
