@@ -159,7 +159,8 @@ void hcrt__alloc_remove(hcrt_context_t *ctx, const void *ptr)
 typedef hcrt__alloc_info_t found_t;
 
 /* A consistent copy of the allocation holding p, if any. */
-static bool lookup(const struct hcrt__alloc_table *t, uintptr_t p, found_t *out)
+static inline __attribute__((always_inline)) bool lookup(const struct hcrt__alloc_table *t, uintptr_t p,
+                                                          found_t *out)
 {
     for (;;) {
         unsigned s = atomic_load_explicit(&t->seq, memory_order_acquire);
@@ -191,10 +192,36 @@ bool hcrt__alloc_find(const hcrt_context_t *ctx, const void *ptr, hcrt__alloc_in
     return ctx->allocs != NULL && lookup(ctx->allocs, (uintptr_t)ptr, info);
 }
 
-static const char *where(const hcrt_device_t *d, char *buf, size_t len)
+static void where(const hcrt_device_t *d, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s device %d", d->be->name, d->index);
-    return buf;
+    if (d == NULL)
+        snprintf(buf, len, "NULL (host memory)");
+    else
+        snprintf(buf, len, "%s device %d", d->be->name, d->index);
+}
+
+/* The error of hcrt__mem_check, out of line: formatting belongs off the path every collective takes. */
+__attribute__((noinline, cold)) static hcrt_status_t refuse(const hcrt_context_t *ctx, const char *func,
+                                                            const char *name, const void *ptr, size_t bytes,
+                                                            const hcrt_device_t *device, const found_t *f,
+                                                            bool wrong_device)
+{
+    char owner[96], said[96];
+    where(f->device, owner, sizeof(owner));
+    where(device, said, sizeof(said));
+    if (wrong_device && f->host)
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                           "%s: argument '%s' is host memory (hcrt_mem_alloc_host of %s, %zu bytes) but "
+                           "argument 'device' is %s; pass NULL or the host device", func, name, owner, f->size,
+                           said);
+    if (wrong_device)
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                           "%s: argument '%s' is memory of %s (hcrt_mem_alloc, %zu bytes) but argument 'device' is "
+                           "%s; pass the device that owns it", func, name, owner, f->size, said);
+    return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
+                       "%s: argument '%s' needs %zu bytes from offset %zu of its allocation, which has %zu bytes "
+                       "(on %s): the count is too large for the buffer", func, name, bytes,
+                       (size_t)((uintptr_t)ptr - f->base), f->size, owner);
 }
 
 hcrt_status_t hcrt__mem_check(const hcrt_context_t *ctx, const char *func, const char *name, const void *ptr,
@@ -204,30 +231,10 @@ hcrt_status_t hcrt__mem_check(const hcrt_context_t *ctx, const char *func, const
     found_t f;
     if (ptr == NULL || t == NULL || !lookup(t, (uintptr_t)ptr, &f))
         return HCRT_OK;
-    char owner[96], said[96];
     bool said_host = device == NULL || hcrt__device_is_host(device);
-    if (device == NULL)
-        snprintf(said, sizeof(said), "NULL (host memory)");
-    else
-        where(device, said, sizeof(said));
-    if (f.host) {
-        /* Pinned host memory is host memory; kernels also take it once registered (hcrt_host_register). */
-        if (!said_host && !kernel)
-            return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
-                               "%s: argument '%s' is host memory (hcrt_mem_alloc_host of %s, %zu bytes) but "
-                               "argument 'device' is %s; pass NULL or the host device", func, name,
-                               where(f.device, owner, sizeof(owner)), f.size, said);
-    } else if (f.device != device && !(said_host && hcrt__device_is_host(f.device))) {
-        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
-                           "%s: argument '%s' is memory of %s (hcrt_mem_alloc, %zu bytes) but argument 'device' is "
-                           "%s; pass the device that owns it", func, name, where(f.device, owner, sizeof(owner)),
-                           f.size, said);
-    }
-    size_t off = (uintptr_t)ptr - f.base;
-    if (bytes > f.size - off)
-        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
-                           "%s: argument '%s' needs %zu bytes from offset %zu of its allocation, which has %zu "
-                           "bytes (on %s): the count is too large for the buffer", func, name, bytes, off, f.size,
-                           where(f.device, owner, sizeof(owner)));
+    /* Pinned host memory is host memory; kernels also take it once registered (hcrt_host_register). */
+    bool wrong = f.host ? !said_host && !kernel : f.device != device && !(said_host && hcrt__device_is_host(f.device));
+    if (wrong || bytes > f.size - ((uintptr_t)ptr - f.base))
+        return refuse(ctx, func, name, ptr, bytes, device, &f, wrong);
     return HCRT_OK;
 }
