@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/unit/test_install.sh MESON BUILD_DIR CC EXAMPLE_C MPIRUN [MPIRUN ARGS...] - an install works as
+# tests/unit/test_install.sh MESON BUILD_DIR 'CC [FLAGS]' EXAMPLE_C MPIRUN [MPIRUN ARGS...] - an install works as
 # installed: `meson install` into a staging directory (--destdir, a prefix the library was not configured
 # for), then, with no LD_LIBRARY_PATH, HCRT_BACKEND_PATH or HCRT_LIBRARY, as a user would:
 #   - examples/c/allreduce_checkpoint.c builds with `pkg-config --cflags --libs hcrt` from that prefix and
@@ -23,7 +23,7 @@ bindir=$(dirname "$info")
 
 unset LD_LIBRARY_PATH HCRT_BACKEND_PATH HCRT_LIBRARY
 export PKG_CONFIG_PATH="$(dirname "$pc")" HCRT_CKPT_LOCAL_DIR=
-"$CC" -Wall -Wextra -Werror "$EXAMPLE" $(pkg-config --cflags --libs hcrt) -o "$T/example" || fail "compile the example"
+$CC -Wall -Wextra -Werror "$EXAMPLE" $(pkg-config --cflags --libs hcrt) -o "$T/example" || fail "compile the example"
 ldd "$T/example" | grep -q "libhcrt.so.1 => $T/root/" || { ldd "$T/example"; fail "the example does not load the installed libhcrt"; }
 
 "$T/example" "$T/ckpt1" >"$T/out" 2>&1; rc=$?
