@@ -78,7 +78,7 @@ HCRT_EXPORT void hcrt_context_params_init(hcrt_context_params_t *params);
  * Creates the process's context: reads and validates the configuration (a bad HCRT_* value is
  * HCRT_ERR_CONFIG naming the variable), sets up logging, initialises MPI unless HCRT_INIT_NO_MPI (when
  * MPI is already initialised by the application hcrt uses it and leaves finalisation to the
- * application), loads the backend plugins, picks this rank's device (DESIGN section 5) and binds the
+ * application), loads the backend plugins, picks this rank's device (docs/architecture.md, "Device choice") and binds the
  * process near it when HCRT_BIND=device.
  *
  * A plugin that fails to load is reported and skipped; the context is still created (the cpu backend is
@@ -186,7 +186,7 @@ HCRT_EXPORT hcrt_status_t hcrt_device_find(const hcrt_context_t *ctx, const char
 /* The host device (the cpu backend's device 0). */
 HCRT_EXPORT hcrt_status_t hcrt_device_host(const hcrt_context_t *ctx, hcrt_device_t **device);
 
-/* The device this rank was given at init (DESIGN section 5: HCRT_DEVICE, else the first accelerator
+/* The device this rank was given at init (docs/architecture.md: HCRT_DEVICE, else the first accelerator
  * backend's device local_rank % count, else the host). */
 HCRT_EXPORT hcrt_status_t hcrt_context_device(const hcrt_context_t *ctx, hcrt_device_t **device);
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""hcrt-info: the JSON report, the plain report, and the command line (DESIGN.md section 10).
+"""hcrt-info: the JSON report, the plain report, and the command line (its --help).
 
 Usage: test_hcrt_info.py PATH/TO/hcrt-info   (run by meson with test_env: HCRT_BACKEND_PATH, HCRT_BUILD_DIR)
        test_hcrt_info.py PATH/TO/hcrt-info --mpi MPIRUN [MPIRUN ARGS...]

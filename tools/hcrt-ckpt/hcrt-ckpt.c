@@ -1,6 +1,7 @@
 /*
- * hcrt-ckpt - inspect, verify, compare and clean checkpoint directories without MPI (DESIGN section 7,
- * format in docs/checkpoint-format.md). It reads exactly what a restore reads and trusts nothing in it.
+ * hcrt-ckpt - inspect, verify, compare and clean checkpoint directories without MPI (format in
+ * docs/checkpoint-format.md, the flow in docs/architecture.md). It reads exactly what a restore reads and
+ * trusts nothing in it.
  */
 #include <dirent.h>
 #include <errno.h>
