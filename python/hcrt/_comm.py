@@ -72,6 +72,30 @@ def _like(v, shape, src):
     return np.empty(shape, dtype=_arrays.HCRT_TO_NUMPY.get(v.dtype, "uint16"))
 
 
+class _Views:
+    """The array views of one call. Leaving the with-block releases them (DLPack memory goes back to its
+    producer), whether the call ran or building it failed, unless a Request took them over."""
+
+    def __init__(self, comm, func):
+        self.comm, self.func, self.items = comm, func, []
+
+    def add(self, obj, name, writable=False):
+        v = _arrays.view(self.comm._ctx, obj, self.func, name, writable=writable)
+        self.items.append(v)
+        return v
+
+    def hand_over(self):
+        items, self.items = self.items, []
+        return items
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for v in self.hand_over():
+            v.release()
+
+
 class Request:
     """A nonblocking operation in flight. wait() blocks until it completes and returns its result; test()
     says whether it has (without blocking). Its arrays must not be touched until then. A request that is
@@ -177,23 +201,15 @@ class Comm:
     def _context_closing(self):
         self.close()
 
-    def _view(self, obj, func, name, writable=False, dtype=None):
-        return _arrays.view(self._ctx, obj, func, name, writable=writable, dtype=dtype)
+    def _call(self, call, result=None):
+        check(call(), self._ctx._h)
+        return result
 
-    def _run(self, func, views, call, result=None, req=None):
-        """Runs a C call holding the views; with req, hands them to a Request instead of releasing them."""
-        try:
-            if req is None:
-                check(call(), self._ctx._h)
-                return result
-            h = ctypes.c_void_p()
-            check(call(ctypes.byref(h)), self._ctx._h)
-            request = Request(self, h.value, views, result)
-            views = []
-            return request
-        finally:
-            for v in views:
-                v.release()
+    def _start(self, views, call, result=None):
+        """Starts a nonblocking call; the Request keeps the views until the operation completes."""
+        h = ctypes.c_void_p()
+        check(call(ctypes.byref(h)), self._ctx._h)
+        return Request(self, h.value, views.hand_over(), result)
 
     # ---- information (local) ----
 
@@ -236,33 +252,24 @@ class Comm:
 
     # ---- reductions ----
 
-    def _allreduce(self, func, buf, op, out, req):
+    def _allreduce(self, func, buf, op, out, nonblocking):
         self._alive(func)
         code = _op(func, op)
-        v = self._view(buf, func, "buf", writable=out is None)
-        views, send, dst = [v], IN_PLACE, v
-        if out is not None:
-            try:
-                dst = self._view(out, func, "out", writable=True)
-            except Error:
-                v.release()
-                raise
-            views.append(dst)
-            send = v.ptr
-            try:
+        with _Views(self, func) as vs:
+            v = vs.add(buf, "buf", writable=out is None)
+            send, dst = IN_PLACE, v
+            if out is not None:
+                dst = vs.add(out, "out", writable=True)
                 _same_kind(func, v, dst, "buf", "out")
                 if dst.count != v.count:
                     raise invalid(func, "out", f"has {dst.count} elements but argument 'buf' has {v.count}")
-            except Error:
-                for x in views:
-                    x.release()
-                raise
-        result = out if out is not None else buf
-        if req:
-            return self._run(func, views, lambda r: lib.hcrt_comm_iallreduce(
-                self._h, send, dst.ptr, v.count, v.code, code, v.dev_handle, r), result, req=True)
-        return self._run(func, views, lambda: lib.hcrt_comm_allreduce(
-            self._h, send, dst.ptr, v.count, v.code, code, v.dev_handle), result)
+                send = v.ptr
+            result = out if out is not None else buf
+            if nonblocking:
+                return self._start(vs, lambda r: lib.hcrt_comm_iallreduce(
+                    self._h, send, dst.ptr, v.count, v.code, code, v.dev_handle, r), result)
+            return self._call(lambda: lib.hcrt_comm_allreduce(
+                self._h, send, dst.ptr, v.count, v.code, code, v.dev_handle), result)
 
     def allreduce(self, buf, op="sum", out=None):
         """Reduces `buf` over every rank with `op` (sum, prod, min, max, avg): into `buf` itself, like
@@ -281,58 +288,42 @@ class Comm:
         code = _op(func, op)
         root = _root(func, root, self.size)
         at_root = self.rank == root
-        v = self._view(buf, func, "buf", writable=at_root and out is None)
-        views = [v]
-        send, dst = v.ptr, None
-        if at_root and out is not None:
-            try:
-                o = self._view(out, func, "out", writable=True)
-            except Error:
-                v.release()
-                raise
-            views.append(o)
-            try:
+        with _Views(self, func) as vs:
+            v = vs.add(buf, "buf", writable=at_root and out is None)
+            send, dst = v.ptr, None
+            if at_root and out is not None:
+                o = vs.add(out, "out", writable=True)
                 _same_kind(func, v, o, "buf", "out")
                 if o.count != v.count:
                     raise invalid(func, "out", f"has {o.count} elements but argument 'buf' has {v.count}")
-            except Error:
-                for x in views:
-                    x.release()
-                raise
-            dst = o.ptr
-        elif at_root:
-            send, dst = IN_PLACE, v.ptr
-        result = (out if out is not None else buf) if at_root else None
-        return self._run(func, views, lambda: lib.hcrt_comm_reduce(
-            self._h, send, dst, v.count, v.code, code, root, v.dev_handle), result)
+                dst = o.ptr
+            elif at_root:
+                send, dst = IN_PLACE, v.ptr
+            result = (out if out is not None else buf) if at_root else None
+            return self._call(lambda: lib.hcrt_comm_reduce(
+                self._h, send, dst, v.count, v.code, code, root, v.dev_handle), result)
 
-    def _reduce_scatter(self, func, buf, op, out, req):
+    def _reduce_scatter(self, func, buf, op, out, nonblocking):
         self._alive(func)
         code = _op(func, op)
-        v = self._view(buf, func, "buf")
-        if v.count % self.size:
-            v.release()
-            raise invalid(func, "buf", f"has {v.count} elements, not a multiple of the {self.size} ranks")
-        n = v.count // self.size
-        if out is None:
-            shape = (v.shape[0] // self.size,) + tuple(v.shape[1:]) if v.shape and v.shape[0] % self.size == 0 \
-                else (n,)
-            out = _like(v, shape, buf)
-        o = self._view(out, func, "out", writable=True)
-        views = [v, o]
-        try:
+        with _Views(self, func) as vs:
+            v = vs.add(buf, "buf")
+            if v.count % self.size:
+                raise invalid(func, "buf", f"has {v.count} elements, not a multiple of the {self.size} ranks")
+            n = v.count // self.size
+            if out is None:
+                rows = v.shape[0] if v.shape else 0
+                shape = (rows // self.size,) + tuple(v.shape[1:]) if rows % self.size == 0 and rows else (n,)
+                out = _like(v, shape, buf)
+            o = vs.add(out, "out", writable=True)
             _same_kind(func, v, o, "buf", "out")
             if o.count != n:
                 raise invalid(func, "out", f"has {o.count} elements; this rank's block of argument 'buf' has {n}")
-        except Error:
-            for x in views:
-                x.release()
-            raise
-        if req:
-            return self._run(func, views, lambda r: lib.hcrt_comm_ireduce_scatter(
-                self._h, v.ptr, o.ptr, n, v.code, code, v.dev_handle, r), out, req=True)
-        return self._run(func, views, lambda: lib.hcrt_comm_reduce_scatter(
-            self._h, v.ptr, o.ptr, n, v.code, code, v.dev_handle), out)
+            if nonblocking:
+                return self._start(vs, lambda r: lib.hcrt_comm_ireduce_scatter(
+                    self._h, v.ptr, o.ptr, n, v.code, code, v.dev_handle, r), out)
+            return self._call(lambda: lib.hcrt_comm_reduce_scatter(
+                self._h, v.ptr, o.ptr, n, v.code, code, v.dev_handle), out)
 
     def reduce_scatter(self, buf, op="sum", out=None):
         """Reduces `buf` (size x n elements) over every rank; rank r receives block r (n elements) in `out`
@@ -345,15 +336,16 @@ class Comm:
 
     # ---- data movement ----
 
-    def _broadcast(self, func, buf, root, req):
+    def _broadcast(self, func, buf, root, nonblocking):
         self._alive(func)
         root = _root(func, root, self.size)
-        v = self._view(buf, func, "buf", writable=self.rank != root)
-        if req:
-            return self._run(func, [v], lambda r: lib.hcrt_comm_ibroadcast(
-                self._h, v.ptr, v.count, v.code, root, v.dev_handle, r), buf, req=True)
-        return self._run(func, [v], lambda: lib.hcrt_comm_broadcast(
-            self._h, v.ptr, v.count, v.code, root, v.dev_handle), buf)
+        with _Views(self, func) as vs:
+            v = vs.add(buf, "buf", writable=self.rank != root)
+            if nonblocking:
+                return self._start(vs, lambda r: lib.hcrt_comm_ibroadcast(
+                    self._h, v.ptr, v.count, v.code, root, v.dev_handle, r), buf)
+            return self._call(lambda: lib.hcrt_comm_broadcast(
+                self._h, v.ptr, v.count, v.code, root, v.dev_handle), buf)
 
     def broadcast(self, buf, root=0):
         """Copies root's `buf` into `buf` on every rank. Returns buf."""
@@ -363,31 +355,27 @@ class Comm:
         """Nonblocking broadcast: a Request whose wait() returns buf."""
         return self._broadcast("Comm.ibroadcast", buf, root, True)
 
-    def _gathered(self, func, buf, out, rows, writable_out=True):
-        """Views of buf and of out (rows x buf's elements; allocated when None). Returns (v, o, out)."""
-        v = self._view(buf, func, "buf")
+    def _gathered(self, vs, func, buf, out, rows):
+        """Views of buf and of out (rows blocks of buf; allocated when None). Returns (v, o, out)."""
+        v = vs.add(buf, "buf")
         if out is None:
             out = _like(v, (rows,) + tuple(v.shape), buf)
-        o = self._view(out, func, "out", writable=writable_out)
-        try:
-            _same_kind(func, v, o, "buf", "out")
-            if o.count != v.count * rows:
-                raise invalid(func, "out", f"has {o.count} elements; {rows} blocks of argument 'buf' need "
-                                           f"{v.count * rows}")
-        except Error:
-            v.release()
-            o.release()
-            raise
+        o = vs.add(out, "out", writable=True)
+        _same_kind(func, v, o, "buf", "out")
+        if o.count != v.count * rows:
+            raise invalid(func, "out", f"has {o.count} elements; {rows} blocks of argument 'buf' need "
+                                       f"{v.count * rows}")
         return v, o, out
 
-    def _allgather(self, func, buf, out, req):
+    def _allgather(self, func, buf, out, nonblocking):
         self._alive(func)
-        v, o, out = self._gathered(func, buf, out, self.size)
-        if req:
-            return self._run(func, [v, o], lambda r: lib.hcrt_comm_iallgather(
-                self._h, v.ptr, o.ptr, v.count, v.code, v.dev_handle, r), out, req=True)
-        return self._run(func, [v, o], lambda: lib.hcrt_comm_allgather(
-            self._h, v.ptr, o.ptr, v.count, v.code, v.dev_handle), out)
+        with _Views(self, func) as vs:
+            v, o, out = self._gathered(vs, func, buf, out, self.size)
+            if nonblocking:
+                return self._start(vs, lambda r: lib.hcrt_comm_iallgather(
+                    self._h, v.ptr, o.ptr, v.count, v.code, v.dev_handle, r), out)
+            return self._call(lambda: lib.hcrt_comm_allgather(
+                self._h, v.ptr, o.ptr, v.count, v.code, v.dev_handle), out)
 
     def allgather(self, buf, out=None):
         """Every rank's `buf` in rank order, in `out` (size x buf's elements; a new array shaped
@@ -405,46 +393,37 @@ class Comm:
         self._alive(func)
         ccounts, counts = _counts(func, "counts", counts, self.size)
         cdispls, displs = _displs(func, "displs", displs, counts, self.size)
-        v = self._view(buf, func, "buf")
-        o = self._view(out, func, "out", writable=True)
-        try:
+        with _Views(self, func) as vs:
+            v = vs.add(buf, "buf")
+            o = vs.add(out, "out", writable=True)
             _same_kind(func, v, o, "buf", "out")
             if v.count != counts[self.rank]:
                 raise invalid(func, "buf", f"has {v.count} elements but counts[{self.rank}] is {counts[self.rank]}")
             if o.count < _extent(counts, displs):
                 raise invalid(func, "out", f"has {o.count} elements; counts and displs reach "
                                            f"{_extent(counts, displs)}")
-        except Error:
-            v.release()
-            o.release()
-            raise
-        return self._run(func, [v, o], lambda: lib.hcrt_comm_allgatherv(
-            self._h, v.ptr, o.ptr, ccounts, cdispls, v.code, v.dev_handle), out)
+            return self._call(lambda: lib.hcrt_comm_allgatherv(
+                self._h, v.ptr, o.ptr, ccounts, cdispls, v.code, v.dev_handle), out)
 
     def alltoall(self, buf, out=None):
         """Block j of this rank's `buf` (size blocks of equal size) goes to rank j, arriving as block i of
         its `out` (same size as buf; allocated like buf when None). Returns out."""
         func = "Comm.alltoall"
         self._alive(func)
-        v = self._view(buf, func, "buf")
-        if v.count % self.size:
-            v.release()
-            raise invalid(func, "buf", f"has {v.count} elements, not a multiple of the {self.size} ranks")
-        if out is None:
-            out = _like(v, v.shape, buf)
-        o = self._view(out, func, "out", writable=True)
-        try:
+        with _Views(self, func) as vs:
+            v = vs.add(buf, "buf")
+            if v.count % self.size:
+                raise invalid(func, "buf", f"has {v.count} elements, not a multiple of the {self.size} ranks")
+            if out is None:
+                out = _like(v, v.shape, buf)
+            o = vs.add(out, "out", writable=True)
             _same_kind(func, v, o, "buf", "out")
             if o.count != v.count:
                 raise invalid(func, "out", f"has {o.count} elements but argument 'buf' has {v.count}")
             if v.count and v.ptr == o.ptr:
                 raise invalid(func, "out", "is argument 'buf' itself: alltoall is out of place only")
-        except Error:
-            v.release()
-            o.release()
-            raise
-        return self._run(func, [v, o], lambda: lib.hcrt_comm_alltoall(
-            self._h, v.ptr, o.ptr, v.count // self.size, v.code, v.dev_handle), out)
+            return self._call(lambda: lib.hcrt_comm_alltoall(
+                self._h, v.ptr, o.ptr, v.count // self.size, v.code, v.dev_handle), out)
 
     def alltoallv(self, buf, sendcounts, out, recvcounts, sdispls=None, rdispls=None):
         """Like alltoall with per-peer counts and displacements in elements (displacements default to
@@ -455,20 +434,16 @@ class Comm:
         crc, rc = _counts(func, "recvcounts", recvcounts, self.size)
         csd, sd = _displs(func, "sdispls", sdispls, sc, self.size)
         crd, rd = _displs(func, "rdispls", rdispls, rc, self.size)
-        v = self._view(buf, func, "buf")
-        o = self._view(out, func, "out", writable=True)
-        try:
+        with _Views(self, func) as vs:
+            v = vs.add(buf, "buf")
+            o = vs.add(out, "out", writable=True)
             _same_kind(func, v, o, "buf", "out")
             if v.count < _extent(sc, sd):
                 raise invalid(func, "buf", f"has {v.count} elements; sendcounts and sdispls reach {_extent(sc, sd)}")
             if o.count < _extent(rc, rd):
                 raise invalid(func, "out", f"has {o.count} elements; recvcounts and rdispls reach {_extent(rc, rd)}")
-        except Error:
-            v.release()
-            o.release()
-            raise
-        return self._run(func, [v, o], lambda: lib.hcrt_comm_alltoallv(
-            self._h, v.ptr, csc, csd, o.ptr, crc, crd, v.code, v.dev_handle), out)
+            return self._call(lambda: lib.hcrt_comm_alltoallv(
+                self._h, v.ptr, csc, csd, o.ptr, crc, crd, v.code, v.dev_handle), out)
 
     def gather(self, buf, root=0, out=None):
         """Every rank's `buf` in rank order in root's `out` (size x buf's elements; allocated when None).
@@ -476,14 +451,14 @@ class Comm:
         func = "Comm.gather"
         self._alive(func)
         root = _root(func, root, self.size)
-        if self.rank == root:
-            v, o, out = self._gathered(func, buf, out, self.size)
-            views, dst = [v, o], o.ptr
-        else:
-            v = self._view(buf, func, "buf")
-            views, dst, out = [v], None, None
-        return self._run(func, views, lambda: lib.hcrt_comm_gather(
-            self._h, v.ptr, dst, v.count, v.code, root, v.dev_handle), out)
+        with _Views(self, func) as vs:
+            if self.rank == root:
+                v, o, out = self._gathered(vs, func, buf, out, self.size)
+                dst = o.ptr
+            else:
+                v, dst, out = vs.add(buf, "buf"), None, None
+            return self._call(lambda: lib.hcrt_comm_gather(
+                self._h, v.ptr, dst, v.count, v.code, root, v.dev_handle), out)
 
     def scatter(self, send, out, root=0):
         """Block r of root's `send` (size x out's elements) lands in rank r's `out`; send is ignored (may be
@@ -491,27 +466,18 @@ class Comm:
         func = "Comm.scatter"
         self._alive(func)
         root = _root(func, root, self.size)
-        o = self._view(out, func, "out", writable=True)
-        views, src = [o], None
-        if self.rank == root:
-            try:
-                s = self._view(send, func, "send")
-            except Error:
-                o.release()
-                raise
-            views.append(s)
-            try:
+        with _Views(self, func) as vs:
+            o = vs.add(out, "out", writable=True)
+            src = None
+            if self.rank == root:
+                s = vs.add(send, "send")
                 _same_kind(func, s, o, "send", "out")
                 if s.count != o.count * self.size:
                     raise invalid(func, "send", f"has {s.count} elements; {self.size} blocks of argument 'out' "
                                                 f"need {o.count * self.size}")
-            except Error:
-                for x in views:
-                    x.release()
-                raise
-            src = s.ptr
-        return self._run(func, views, lambda: lib.hcrt_comm_scatter(
-            self._h, src, o.ptr, o.count, o.code, root, o.dev_handle), out)
+                src = s.ptr
+            return self._call(lambda: lib.hcrt_comm_scatter(
+                self._h, src, o.ptr, o.count, o.code, root, o.dev_handle), out)
 
     def barrier(self):
         """Returns once every rank entered the barrier."""
@@ -521,7 +487,8 @@ class Comm:
     def ibarrier(self):
         """Nonblocking barrier: a Request."""
         self._alive("Comm.ibarrier")
-        return self._run("Comm.ibarrier", [], lambda r: lib.hcrt_comm_ibarrier(self._h, r), None, req=True)
+        with _Views(self, "Comm.ibarrier") as vs:
+            return self._start(vs, lambda r: lib.hcrt_comm_ibarrier(self._h, r))
 
     # ---- point to point (not collective) ----
 
@@ -529,14 +496,16 @@ class Comm:
         """Sends `buf` to rank `dest` with `tag` (0..32767); returns when buf may be reused."""
         func = "Comm.send"
         self._alive(func)
-        v = self._view(buf, func, "buf")
-        return self._run(func, [v], lambda: lib.hcrt_comm_send(
-            self._h, v.ptr, v.count, v.code, int(dest), int(tag), v.dev_handle))
+        with _Views(self, func) as vs:
+            v = vs.add(buf, "buf")
+            return self._call(lambda: lib.hcrt_comm_send(
+                self._h, v.ptr, v.count, v.code, int(dest), int(tag), v.dev_handle))
 
     def recv(self, buf, source, tag=0):
         """Receives exactly buf's size from rank `source` with `tag` into `buf`. Returns buf."""
         func = "Comm.recv"
         self._alive(func)
-        v = self._view(buf, func, "buf", writable=True)
-        return self._run(func, [v], lambda: lib.hcrt_comm_recv(
-            self._h, v.ptr, v.count, v.code, int(source), int(tag), v.dev_handle), buf)
+        with _Views(self, func) as vs:
+            v = vs.add(buf, "buf", writable=True)
+            return self._call(lambda: lib.hcrt_comm_recv(
+                self._h, v.ptr, v.count, v.code, int(source), int(tag), v.dev_handle), buf)
