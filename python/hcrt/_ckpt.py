@@ -3,16 +3,17 @@ import ctypes
 import json
 
 from . import _arrays, _lib
+from ._core import ContextObject
 from ._errors import Error, check, invalid
 from ._lib import lib
 
 LATEST = -1  # HCRT_CKPT_LATEST
 MAX_DIMS = 8
-ERR_STATE, ERR_NOT_FOUND = -16, -5
+ERR_NOT_FOUND = -5
 _BUSY = {"wait": 0, "refuse": 1}
 
 
-class Checkpoint:
+class Checkpoint(ContextObject):
     """A checkpointer over the ranks of `comm` (an hcrt.Comm; None: every rank of the context).
 
         with hcrt.Checkpoint(ctx, "/shared/ckpt", keep=3) as ck:
@@ -32,6 +33,7 @@ class Checkpoint:
     """
 
     _close_order = 0
+    _what = "checkpoint"
 
     def __init__(self, ctx, dir, keep=0, local_dir=None, partner=None, busy="wait", comm=None):
         func = "Checkpoint"
@@ -69,15 +71,6 @@ class Checkpoint:
         except Error:
             if kind is None:
                 raise
-
-    @property
-    def closed(self):
-        return not (self._h and self._h.value) or self._ctx.closed
-
-    def _alive(self, func):
-        self._ctx._alive(func)
-        if self.closed:
-            raise Error(ERR_STATE, f"{func}: the checkpoint is closed")
 
     def register(self, name, array, global_shape=None, shard=None):
         """Registers `array` under `name`. Without `shard` it is replicated: every rank holds the whole

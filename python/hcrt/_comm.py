@@ -9,14 +9,13 @@ import ctypes
 import weakref
 
 from . import _arrays
-from ._core import DeviceArray
-from ._errors import Error, check, invalid
+from ._core import ContextObject, DeviceArray
+from ._errors import check, invalid
 from ._lib import lib
 
 OPS = {"sum": 0, "prod": 1, "min": 2, "max": 3, "avg": 4}
 IN_PLACE = ctypes.c_void_p(1)  # HCRT_IN_PLACE
 UNDEFINED = -1  # HCRT_COMM_UNDEFINED
-ERR_STATE = -16
 
 
 def _op(func, op):
@@ -156,11 +155,12 @@ class Request:
             pass
 
 
-class Comm:
+class Comm(ContextObject):
     """A communicator over MPI (hcrt_comm_t). Every method is collective over its ranks unless it says
     otherwise, and every rank must call them in the same order with matching counts and dtypes."""
 
     _close_order = 1
+    _what = "communicator"
 
     def __init__(self, ctx, handle):
         self._ctx = ctx
@@ -180,15 +180,6 @@ class Comm:
 
     def __exit__(self, *exc):
         self.close()
-
-    @property
-    def closed(self):
-        return not (self._h and self._h.value) or self._ctx.closed
-
-    def _alive(self, func):
-        self._ctx._alive(func)
-        if self.closed:
-            raise Error(ERR_STATE, f"{func}: the communicator is closed")
 
     def close(self):
         """Frees the communicator (collective). Its unfinished requests are completed first."""

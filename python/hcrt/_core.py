@@ -155,6 +155,22 @@ class Context:
         return Comm(self, h.value)
 
 
+class ContextObject:
+    """Something a context owns and closes with itself (a communicator, a checkpoint): closed once its own
+    handle is released or its context is closed; using it then raises hcrt.Error ERR_STATE."""
+
+    _what = "object"
+
+    @property
+    def closed(self):
+        return not (self._h and self._h.value) or self._ctx.closed
+
+    def _alive(self, func):
+        self._ctx._alive(func)
+        if self.closed:
+            raise Error(ERR_STATE, f"{func}: the {self._what} is closed")
+
+
 class Device:
     """One device of a context (host, sim, cuda, ...). Valid as long as its context."""
 

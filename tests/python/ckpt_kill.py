@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 
+from report import finish
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -44,10 +46,7 @@ def main():
                             "(HCRT_EXIT_CKPT_IO) with hcrt.RestartableError")
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    for f in failures:
-        print("FAIL:", f)
-    print("ok" if not failures else f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return finish(failures)
 
 
 if __name__ == "__main__":

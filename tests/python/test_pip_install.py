@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 
+from report import finish
+
 PROBE = r"""
 import json, hcrt
 with hcrt.Context(mpi=False) as ctx:
@@ -102,10 +104,7 @@ def main():
             failures.append("a wrong HCRT_LIBRARY did not fail the import naming it")
     finally:
         shutil.rmtree(t, ignore_errors=True)
-    for f in failures:
-        print("FAIL:", f)
-    print("ok" if not failures else f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return finish(failures)
 
 
 if __name__ == "__main__":
