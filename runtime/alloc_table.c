@@ -7,10 +7,10 @@
  * wrong data), and a count larger than the buffer writes past its end; both are user errors that the
  * runtime can name, because it made the allocation. The table is consulted on every collective, so
  * lookups must cost next to nothing: a sorted array searched by bisection, read under a sequence lock
- * (no atomic read-modify-write, no lock on the reader side). Writers (alloc and free) serialise on a
- * mutex, bump the sequence number around each change, and never free an array a reader may still be
- * searching: a grown array replaces the old one, which is kept until the context is finalised (arrays
- * double, so the retired ones together are smaller than the live one).
+ * (no atomic read-modify-write, no lock on the reader side; docs/performance.md has the cost). Writers
+ * (alloc and free) serialise on a mutex, bump the sequence number around each change, and never free an
+ * array a reader may still be searching: a grown array replaces the old one, which is kept until the
+ * context is finalised (arrays double, so the retired ones together are smaller than the live one).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -91,33 +91,30 @@ static void entry_copy(entry_t *dst, const entry_t *src)
     atomic_store_explicit(&dst->host, atomic_load_explicit(&src->host, memory_order_relaxed), memory_order_relaxed);
 }
 
+/* The writer's window (mutex held): readers that overlap it see an odd or a changed sequence number and
+ * search again. */
 static void write_begin(struct hcrt__alloc_table *t)
 {
-    pthread_mutex_lock(&t->lock);
     atomic_fetch_add_explicit(&t->seq, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
 }
 
-static void write_end(struct hcrt__alloc_table *t)
-{
-    atomic_fetch_add_explicit(&t->seq, 1, memory_order_release);
-    pthread_mutex_unlock(&t->lock);
-}
+static void write_end(struct hcrt__alloc_table *t) { atomic_fetch_add_explicit(&t->seq, 1, memory_order_release); }
 
 hcrt_status_t hcrt__alloc_add(hcrt_context_t *ctx, const void *ptr, size_t bytes, hcrt_device_t *device, bool host)
 {
     struct hcrt__alloc_table *t = ctx->allocs;
     uintptr_t p = (uintptr_t)ptr;
-    hcrt_status_t status = HCRT_OK;
-    write_begin(t);
+    pthread_mutex_lock(&t->lock);
     array_t *a = atomic_load_explicit(&t->arr, memory_order_relaxed);
     size_t n = a ? atomic_load_explicit(&a->n, memory_order_relaxed) : 0;
     if (a == NULL || n == a->cap) {
+        /* Grown outside the window: the old array stays valid (and unchanged) for readers meanwhile. */
         size_t cap = a ? 2 * a->cap : 64;
         array_t *b = malloc(sizeof(*b) + cap * sizeof(b->e[0]));
         if (b == NULL) {
-            status = hcrt__error(ctx, HCRT_ERR_NO_MEMORY, "out of host memory recording an allocation");
-            goto out;
+            pthread_mutex_unlock(&t->lock);
+            return hcrt__error(ctx, HCRT_ERR_NO_MEMORY, "out of host memory recording an allocation");
         }
         b->retired = a;
         b->cap = cap;
@@ -127,6 +124,7 @@ hcrt_status_t hcrt__alloc_add(hcrt_context_t *ctx, const void *ptr, size_t bytes
         atomic_store_explicit(&t->arr, b, memory_order_release);
         a = b;
     }
+    write_begin(t);
     size_t at = upper_bound(a, n, p);
     for (size_t i = n; i > at; i--)
         entry_copy(&a->e[i], &a->e[i - 1]);
@@ -135,25 +133,27 @@ hcrt_status_t hcrt__alloc_add(hcrt_context_t *ctx, const void *ptr, size_t bytes
     atomic_store_explicit(&a->e[at].device, device, memory_order_relaxed);
     atomic_store_explicit(&a->e[at].host, host, memory_order_relaxed);
     atomic_store_explicit(&a->n, n + 1, memory_order_relaxed);
-out:
     write_end(t);
-    return status;
+    pthread_mutex_unlock(&t->lock);
+    return HCRT_OK;
 }
 
 void hcrt__alloc_remove(hcrt_context_t *ctx, const void *ptr)
 {
     struct hcrt__alloc_table *t = ctx->allocs;
     uintptr_t p = (uintptr_t)ptr;
-    write_begin(t);
+    pthread_mutex_lock(&t->lock);
     array_t *a = atomic_load_explicit(&t->arr, memory_order_relaxed);
     size_t n = a ? atomic_load_explicit(&a->n, memory_order_relaxed) : 0;
     size_t at = upper_bound(a, n, p);
     if (at > 0 && atomic_load_explicit(&a->e[at - 1].base, memory_order_relaxed) == p) {
+        write_begin(t);
         for (size_t i = at - 1; i + 1 < n; i++)
             entry_copy(&a->e[i], &a->e[i + 1]);
         atomic_store_explicit(&a->n, n - 1, memory_order_relaxed);
+        write_end(t);
     }
-    write_end(t);
+    pthread_mutex_unlock(&t->lock);
 }
 
 typedef hcrt__alloc_info_t found_t;
@@ -233,7 +233,8 @@ hcrt_status_t hcrt__mem_check(const hcrt_context_t *ctx, const char *func, const
         return HCRT_OK;
     bool said_host = device == NULL || hcrt__device_is_host(device);
     /* Pinned host memory is host memory; kernels also take it once registered (hcrt_host_register). */
-    bool wrong = f.host ? !said_host && !kernel : f.device != device && !(said_host && hcrt__device_is_host(f.device));
+    bool wrong = f.host ? !said_host && !kernel
+                        : f.device != device && !(said_host && hcrt__device_is_host(f.device));
     if (wrong || bytes > f.size - ((uintptr_t)ptr - f.base))
         return refuse(ctx, func, name, ptr, bytes, device, &f, wrong);
     return HCRT_OK;

@@ -18,7 +18,8 @@
  *  - Memory hcrt allocated (hcrt_mem_alloc, hcrt_mem_alloc_host) is known to the context: a pointer into
  *    it passed with another device, or a count running past its end, is HCRT_ERR_INVALID_ARG naming the
  *    argument and the owning device or the allocation's size, before anything touches it. Memory from
- *    elsewhere (malloc, a framework's allocator) is taken as the caller says.
+ *    elsewhere (malloc, a framework's allocator) is taken as the caller says, and so is everything in a
+ *    call whose devices are all NULL (there is no context to look in).
  *  - Thread safety: a context may be used from several threads; each call states what it serialises.
  *    hcrt_last_error() is per context and per thread.
  */
