@@ -20,28 +20,6 @@
 
 #include "runtime/internal.h"
 
-/* Fields are atomics read with relaxed loads: a reader may race with a writer, and the sequence number
- * tells it to retry, but the race itself must not be undefined behaviour. */
-typedef struct entry {
-    _Atomic uintptr_t base;
-    _Atomic size_t size;
-    _Atomic(hcrt_device_t *) device;
-    _Atomic bool host; /* host memory (hcrt_mem_alloc_host), pinned for `device`'s backend */
-} entry_t;
-
-typedef struct array {
-    struct array *retired; /* the array this one replaced */
-    size_t cap;
-    _Atomic size_t n;
-    entry_t e[];
-} array_t;
-
-struct hcrt__alloc_table {
-    pthread_mutex_t lock; /* writers */
-    _Atomic unsigned seq; /* odd while a writer changes the array */
-    _Atomic(array_t *) arr;
-};
-
 hcrt_status_t hcrt__alloc_table_init(hcrt_context_t *ctx)
 {
     struct hcrt__alloc_table *t = calloc(1, sizeof(*t));
@@ -57,9 +35,9 @@ void hcrt__alloc_table_fini(hcrt_context_t *ctx)
     struct hcrt__alloc_table *t = ctx->allocs;
     if (t == NULL)
         return;
-    array_t *a = atomic_load_explicit(&t->arr, memory_order_relaxed);
+    hcrt__alloc_array_t *a = atomic_load_explicit(&t->arr, memory_order_relaxed);
     while (a != NULL) {
-        array_t *older = a->retired;
+        hcrt__alloc_array_t *older = a->retired;
         free(a);
         a = older;
     }
@@ -68,21 +46,7 @@ void hcrt__alloc_table_fini(hcrt_context_t *ctx)
     ctx->allocs = NULL;
 }
 
-/* Index of the first entry whose base is above p (entries [0, result) start at or below p). */
-static size_t upper_bound(const array_t *a, size_t n, uintptr_t p)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (atomic_load_explicit(&a->e[mid].base, memory_order_relaxed) <= p)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static void entry_copy(entry_t *dst, const entry_t *src)
+static void entry_copy(hcrt__alloc_entry_t *dst, const hcrt__alloc_entry_t *src)
 {
     atomic_store_explicit(&dst->base, atomic_load_explicit(&src->base, memory_order_relaxed), memory_order_relaxed);
     atomic_store_explicit(&dst->size, atomic_load_explicit(&src->size, memory_order_relaxed), memory_order_relaxed);
@@ -106,12 +70,12 @@ hcrt_status_t hcrt__alloc_add(hcrt_context_t *ctx, const void *ptr, size_t bytes
     struct hcrt__alloc_table *t = ctx->allocs;
     uintptr_t p = (uintptr_t)ptr;
     pthread_mutex_lock(&t->lock);
-    array_t *a = atomic_load_explicit(&t->arr, memory_order_relaxed);
+    hcrt__alloc_array_t *a = atomic_load_explicit(&t->arr, memory_order_relaxed);
     size_t n = a ? atomic_load_explicit(&a->n, memory_order_relaxed) : 0;
     if (a == NULL || n == a->cap) {
         /* Grown outside the window: the old array stays valid (and unchanged) for readers meanwhile. */
         size_t cap = a ? 2 * a->cap : 64;
-        array_t *b = malloc(sizeof(*b) + cap * sizeof(b->e[0]));
+        hcrt__alloc_array_t *b = malloc(sizeof(*b) + cap * sizeof(b->e[0]));
         if (b == NULL) {
             pthread_mutex_unlock(&t->lock);
             return hcrt__error(ctx, HCRT_ERR_NO_MEMORY, "out of host memory recording an allocation");
@@ -125,7 +89,7 @@ hcrt_status_t hcrt__alloc_add(hcrt_context_t *ctx, const void *ptr, size_t bytes
         a = b;
     }
     write_begin(t);
-    size_t at = upper_bound(a, n, p);
+    size_t at = hcrt__alloc_upper_bound(a, n, p);
     for (size_t i = n; i > at; i--)
         entry_copy(&a->e[i], &a->e[i - 1]);
     atomic_store_explicit(&a->e[at].base, p, memory_order_relaxed);
@@ -143,9 +107,9 @@ void hcrt__alloc_remove(hcrt_context_t *ctx, const void *ptr)
     struct hcrt__alloc_table *t = ctx->allocs;
     uintptr_t p = (uintptr_t)ptr;
     pthread_mutex_lock(&t->lock);
-    array_t *a = atomic_load_explicit(&t->arr, memory_order_relaxed);
+    hcrt__alloc_array_t *a = atomic_load_explicit(&t->arr, memory_order_relaxed);
     size_t n = a ? atomic_load_explicit(&a->n, memory_order_relaxed) : 0;
-    size_t at = upper_bound(a, n, p);
+    size_t at = hcrt__alloc_upper_bound(a, n, p);
     if (at > 0 && atomic_load_explicit(&a->e[at - 1].base, memory_order_relaxed) == p) {
         write_begin(t);
         for (size_t i = at - 1; i + 1 < n; i++)
@@ -156,40 +120,9 @@ void hcrt__alloc_remove(hcrt_context_t *ctx, const void *ptr)
     pthread_mutex_unlock(&t->lock);
 }
 
-typedef hcrt__alloc_info_t found_t;
-
-/* A consistent copy of the allocation holding p, if any. */
-static inline __attribute__((always_inline)) bool lookup(const struct hcrt__alloc_table *t, uintptr_t p,
-                                                          found_t *out)
-{
-    for (;;) {
-        unsigned s = atomic_load_explicit(&t->seq, memory_order_acquire);
-        if (s & 1)
-            continue; /* a writer is at work: a few instructions */
-        const array_t *a = atomic_load_explicit(&t->arr, memory_order_acquire);
-        size_t n = a ? atomic_load_explicit(&a->n, memory_order_relaxed) : 0;
-        bool hit = false;
-        if (n > 0) {
-            n = n < a->cap ? n : a->cap;
-            size_t at = upper_bound(a, n, p);
-            if (at > 0) {
-                const entry_t *e = &a->e[at - 1];
-                out->base = atomic_load_explicit(&e->base, memory_order_relaxed);
-                out->size = atomic_load_explicit(&e->size, memory_order_relaxed);
-                out->device = atomic_load_explicit(&e->device, memory_order_relaxed);
-                out->host = atomic_load_explicit(&e->host, memory_order_relaxed);
-                hit = p - out->base < out->size;
-            }
-        }
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&t->seq, memory_order_relaxed) == s)
-            return hit;
-    }
-}
-
 bool hcrt__alloc_find(const hcrt_context_t *ctx, const void *ptr, hcrt__alloc_info_t *info)
 {
-    return ctx->allocs != NULL && lookup(ctx->allocs, (uintptr_t)ptr, info);
+    return ctx->allocs != NULL && hcrt__alloc_lookup(ctx->allocs, (uintptr_t)ptr, info);
 }
 
 static void where(const hcrt_device_t *d, char *buf, size_t len)
@@ -201,10 +134,9 @@ static void where(const hcrt_device_t *d, char *buf, size_t len)
 }
 
 /* The error of hcrt__mem_check, out of line: formatting belongs off the path every collective takes. */
-__attribute__((noinline, cold)) static hcrt_status_t refuse(const hcrt_context_t *ctx, const char *func,
-                                                            const char *name, const void *ptr, size_t bytes,
-                                                            const hcrt_device_t *device, const found_t *f,
-                                                            bool wrong_device)
+hcrt_status_t hcrt__mem_refuse(const hcrt_context_t *ctx, const char *func, const char *name, const void *ptr,
+                               size_t bytes, const hcrt_device_t *device, const hcrt__alloc_info_t *f,
+                               bool wrong_device)
 {
     char owner[96], said[96];
     where(f->device, owner, sizeof(owner));
@@ -222,20 +154,4 @@ __attribute__((noinline, cold)) static hcrt_status_t refuse(const hcrt_context_t
                        "%s: argument '%s' needs %zu bytes from offset %zu of its allocation, which has %zu bytes "
                        "(on %s): the count is too large for the buffer", func, name, bytes,
                        (size_t)((uintptr_t)ptr - f->base), f->size, owner);
-}
-
-hcrt_status_t hcrt__mem_check(const hcrt_context_t *ctx, const char *func, const char *name, const void *ptr,
-                              size_t bytes, const hcrt_device_t *device, bool kernel)
-{
-    const struct hcrt__alloc_table *t = ctx->allocs;
-    found_t f;
-    if (ptr == NULL || t == NULL || !lookup(t, (uintptr_t)ptr, &f))
-        return HCRT_OK;
-    bool said_host = device == NULL || hcrt__device_is_host(device);
-    /* Pinned host memory is host memory; kernels also take it once registered (hcrt_host_register). */
-    bool wrong = f.host ? !said_host && !kernel
-                        : f.device != device && !(said_host && hcrt__device_is_host(f.device));
-    if (wrong || bytes > f.size - ((uintptr_t)ptr - f.base))
-        return refuse(ctx, func, name, ptr, bytes, device, &f, wrong);
-    return HCRT_OK;
 }

@@ -230,23 +230,6 @@ void hcrt__alloc_table_fini(hcrt_context_t *ctx);
 /* Records an allocation of `device` (host: host memory pinned for its backend). */
 hcrt_status_t hcrt__alloc_add(hcrt_context_t *ctx, const void *ptr, size_t bytes, hcrt_device_t *device, bool host);
 void hcrt__alloc_remove(hcrt_context_t *ctx, const void *ptr);
-typedef struct hcrt__alloc_info {
-    uintptr_t base;
-    size_t size;
-    hcrt_device_t *device;
-    bool host;
-} hcrt__alloc_info_t;
-/* The allocation that holds ptr, if hcrt made one. */
-bool hcrt__alloc_find(const hcrt_context_t *ctx, const void *ptr, hcrt__alloc_info_t *info);
-/*
- * Checks `bytes` at ptr, argument `name` of `func`, said to be memory of `device` (NULL: host). When ptr
- * lies in an allocation hcrt made, that allocation must belong to the device (host memory for host
- * devices; `kernel`: also any device, as registered host memory) and hold the bytes; otherwise
- * HCRT_ERR_INVALID_ARG naming the argument and the owning device or the allocation's size. Pointers hcrt
- * did not allocate pass. One lookup without a lock: cheap enough for every collective.
- */
-hcrt_status_t hcrt__mem_check(const hcrt_context_t *ctx, const char *func, const char *name, const void *ptr,
-                              size_t bytes, const hcrt_device_t *device, bool kernel);
 
 /* The host device: device 0 of the built-in cpu backend, which the loader always puts first. */
 static inline hcrt_device_t *hcrt__host_device(const hcrt_context_t *ctx) { return &ctx->devices[0]; }
@@ -266,5 +249,8 @@ static inline MPI_Comm hcrt__context_world(const hcrt_context_t *ctx) { return c
 
 /* Monotonic seconds. */
 double hcrt__now(void);
+
+/* The lookup of buffers in the allocation table, inline (hcrt__mem_check). */
+#include "runtime/alloc_table.h"
 
 #endif /* HCRT_RUNTIME_INTERNAL_H */
