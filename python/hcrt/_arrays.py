@@ -32,6 +32,8 @@ def dtype_name(dtype, func="hcrt", name="dtype"):
         npname = np.dtype(dtype).name
     except Exception:
         npname = repr(dtype)
+    if npname in ALIASES:  # "bfloat16" of ml_dtypes, for one
+        return ALIASES[npname]
     if npname not in NUMPY_TO_HCRT:
         raise invalid(func, name, f"has dtype {npname}, which hcrt does not reduce or move "
                                   f"(supported: {', '.join(DTYPES)})")

@@ -64,7 +64,8 @@ _previous_hook = None
 
 def _excepthook(kind, value, tb):
     _previous_hook(kind, value, tb)
-    if isinstance(value, Error) and value.exit_status != 0:
+    interactive = hasattr(sys, "ps1") or sys.flags.interactive  # a REPL survives its errors
+    if isinstance(value, Error) and value.exit_status != 0 and not interactive:
         # mpirun reports the first failing rank's status as the job's; hcrt-run decides from it.
         sys.stderr.flush()
         sys.stdout.flush()
@@ -73,9 +74,9 @@ def _excepthook(kind, value, tb):
 
 
 def install_excepthook():
-    """Makes an uncaught hcrt.Error end the process with its exit status instead of Python's 1, so that
-    mpirun and hcrt-run see what failed. Installed once, by the first Context; chains to the hook that
-    was in place (which prints the traceback)."""
+    """Makes an uncaught hcrt.Error end a script with its exit status instead of Python's 1, so that
+    mpirun and hcrt-run see what failed (an interactive session is left alone). Installed once, by the
+    first Context; chains to the hook that was in place (which prints the traceback)."""
     global _previous_hook
     if _previous_hook is None:
         _previous_hook = sys.excepthook
