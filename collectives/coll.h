@@ -245,6 +245,7 @@ struct hcrt_comm {
     bool check_calls;
     bool shm_map;                /* HCRT_SHM_MAP */
     size_t chunk;                /* HCRT_CHUNK_SIZE */
+    hcrt__alloc_cache_t extent_cache[2]; /* the last recv and send lookups of extent.c (zeroed: empty) */
 };
 
 typedef enum hcrt__algo { HCRT__ALGO_AUTO, HCRT__ALGO_RING, HCRT__ALGO_RD, HCRT__ALGO_SHM, HCRT__ALGO_HIER,

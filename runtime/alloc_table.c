@@ -122,7 +122,7 @@ void hcrt__alloc_remove(hcrt_context_t *ctx, const void *ptr)
 
 bool hcrt__alloc_find(const hcrt_context_t *ctx, const void *ptr, hcrt__alloc_info_t *info)
 {
-    return ctx->allocs != NULL && hcrt__alloc_lookup(ctx->allocs, (uintptr_t)ptr, info);
+    return ctx->allocs != NULL && hcrt__alloc_lookup(ctx->allocs, (uintptr_t)ptr, info, NULL);
 }
 
 static void where(const hcrt_device_t *d, char *buf, size_t len)

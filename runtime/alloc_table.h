@@ -60,19 +60,41 @@ static inline size_t hcrt__alloc_upper_bound(const hcrt__alloc_array_t *a, size_
     return lo;
 }
 
-/* A consistent copy of the allocation holding p, if any. */
-static inline bool hcrt__alloc_lookup(const struct hcrt__alloc_table *t, uintptr_t p, hcrt__alloc_info_t *out)
+/*
+ * The last answer of a lookup, reusable while the table has not changed: the range [lo, hi) around the
+ * pointer that holds one allocation (hit) or none (the gap between two), and the table's sequence number
+ * when it was read. For a caller that looks up the same buffers again and again from one thread (a
+ * communicator: one thread at a time), this turns the bisection into two compares.
+ */
+typedef struct hcrt__alloc_cache {
+    unsigned seq;
+    uintptr_t lo, hi; /* lo == hi (a zeroed cache): empty, matches no pointer */
+    bool hit;
+    hcrt__alloc_info_t info;
+} hcrt__alloc_cache_t;
+
+/* A consistent copy of the allocation holding p, if any; with `cache`, answered from it when it still
+ * holds, and refilled otherwise. */
+static inline bool hcrt__alloc_lookup(const struct hcrt__alloc_table *t, uintptr_t p, hcrt__alloc_info_t *out,
+                                      hcrt__alloc_cache_t *cache)
 {
     for (;;) {
         unsigned s = atomic_load_explicit(&t->seq, memory_order_acquire);
         if (s & 1)
             continue; /* a writer is at work: a few instructions */
+        if (cache != NULL && cache->seq == s && p - cache->lo < cache->hi - cache->lo) {
+            *out = cache->info;
+            return cache->hit;
+        }
         const hcrt__alloc_array_t *a = atomic_load_explicit(&t->arr, memory_order_acquire);
         size_t n = a ? atomic_load_explicit(&a->n, memory_order_relaxed) : 0;
         bool hit = false;
+        uintptr_t lo = 0, hi = UINTPTR_MAX;
         if (n > 0) {
             n = n < a->cap ? n : a->cap;
             size_t at = hcrt__alloc_upper_bound(a, n, p);
+            if (at < n)
+                hi = atomic_load_explicit(&a->e[at].base, memory_order_relaxed);
             if (at > 0) {
                 const hcrt__alloc_entry_t *e = &a->e[at - 1];
                 out->base = atomic_load_explicit(&e->base, memory_order_relaxed);
@@ -80,11 +102,22 @@ static inline bool hcrt__alloc_lookup(const struct hcrt__alloc_table *t, uintptr
                 out->device = atomic_load_explicit(&e->device, memory_order_relaxed);
                 out->host = atomic_load_explicit(&e->host, memory_order_relaxed);
                 hit = p - out->base < out->size;
+                lo = out->base + (hit ? 0 : out->size);
+                if (hit)
+                    hi = out->base + out->size;
             }
         }
         atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&t->seq, memory_order_relaxed) == s)
-            return hit;
+        if (atomic_load_explicit(&t->seq, memory_order_relaxed) != s)
+            continue;
+        if (cache != NULL && lo <= p && p < hi) {
+            cache->seq = s;
+            cache->lo = lo;
+            cache->hi = hi;
+            cache->hit = hit;
+            cache->info = *out;
+        }
+        return hit;
     }
 }
 
@@ -98,14 +131,15 @@ __attribute__((cold)) hcrt_status_t hcrt__mem_refuse(const hcrt_context_t *ctx, 
  * lies in an allocation hcrt made, that allocation must belong to the device (host memory for host
  * devices; `kernel`: also any device, as registered host memory) and hold the bytes; otherwise
  * HCRT_ERR_INVALID_ARG naming the argument and the owning device or the allocation's size. Pointers hcrt
- * did not allocate pass.
+ * did not allocate pass. `cache` may be NULL; a cache must not be shared between threads.
  */
-static inline hcrt_status_t hcrt__mem_check(const hcrt_context_t *ctx, const char *func, const char *name,
-                                            const void *ptr, size_t bytes, const hcrt_device_t *device, bool kernel)
+static inline hcrt_status_t hcrt__mem_check_cached(const hcrt_context_t *ctx, hcrt__alloc_cache_t *cache,
+                                                   const char *func, const char *name, const void *ptr,
+                                                   size_t bytes, const hcrt_device_t *device, bool kernel)
 {
     const struct hcrt__alloc_table *t = ctx->allocs;
     hcrt__alloc_info_t f;
-    if (ptr == NULL || t == NULL || !hcrt__alloc_lookup(t, (uintptr_t)ptr, &f))
+    if (ptr == NULL || t == NULL || !hcrt__alloc_lookup(t, (uintptr_t)ptr, &f, cache))
         return HCRT_OK;
     bool said_host = device == NULL || hcrt__device_is_host(device);
     /* Pinned host memory is host memory; kernels also take it once registered (hcrt_host_register). */
@@ -114,6 +148,12 @@ static inline hcrt_status_t hcrt__mem_check(const hcrt_context_t *ctx, const cha
     if (wrong || bytes > f.size - ((uintptr_t)ptr - f.base))
         return hcrt__mem_refuse(ctx, func, name, ptr, bytes, device, &f, wrong);
     return HCRT_OK;
+}
+
+static inline hcrt_status_t hcrt__mem_check(const hcrt_context_t *ctx, const char *func, const char *name,
+                                            const void *ptr, size_t bytes, const hcrt_device_t *device, bool kernel)
+{
+    return hcrt__mem_check_cached(ctx, NULL, func, name, ptr, bytes, device, kernel);
 }
 
 #endif /* HCRT_RUNTIME_ALLOC_TABLE_H */

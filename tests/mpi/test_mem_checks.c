@@ -129,6 +129,23 @@ int main(void)
         CHECK(system(cmd) == 0);
     }
 
+    /* The communicator keeps its last lookups: an allocation freed and replaced by a smaller one (often
+     * at the same address) must be seen as the new one, never as the cached old one. */
+    int reused = 0;
+    for (int round = 0; round < 4; round++) {
+        float *a = NULL, *b = NULL;
+        REQUIRE_OK(ctx, hcrt_mem_alloc(host, 64 * sizeof(float), (void **)&a));
+        CHECK_OK(ctx, hcrt_comm_allreduce(comm, HCRT_IN_PLACE, a, 64, HCRT_F32, HCRT_OP_SUM, NULL));
+        CHECK_OK(ctx, hcrt_mem_free(host, a));
+        REQUIRE_OK(ctx, hcrt_mem_alloc(host, 16 * sizeof(float), (void **)&b));
+        reused += a == b;
+        CHECK_REFUSED(hcrt_comm_allreduce(comm, HCRT_IN_PLACE, b, 64, HCRT_F32, HCRT_OP_SUM, NULL),
+                      "needs 256 bytes", "which has 64 bytes");
+        CHECK_OK(ctx, hcrt_mem_free(host, b));
+    }
+    if (rank == 0)
+        printf("a freed allocation's address was reused %d of 4 times\n", reused);
+
     /* Nothing above disturbed the communicator: correct calls still agree. */
     for (int i = 0; i < SMALL; i++)
         cbuf[i] = (float)(rank + 1);
