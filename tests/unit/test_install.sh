@@ -5,7 +5,7 @@
 #   - examples/c/allreduce_checkpoint.c builds with `pkg-config --cflags --libs hcrt` from that prefix and
 #     runs alone and as 2 ranks under mpirun, on sim devices found in the prefix's plugin directory;
 #   - the installed tools run: hcrt-info finds the installed sim plugin, hcrt-bench runs 2 ranks on sim
-#     buffers with --check, hcrt-ckpt lists the example's checkpoint.
+#     buffers with --check, hcrt-ckpt lists the example's checkpoint, hcrt-run and hcrt-train start.
 set -u
 MESON=$1 BUILD=$2 CC=$3 EXAMPLE=$4 MPIRUN=$5
 shift 5
@@ -47,4 +47,7 @@ PY
 cat "$T/out"
 "$bindir/hcrt-ckpt" list "$T/ckpt2" >"$T/out" 2>&1 && grep -Eq "^1 +committed" "$T/out" ||
     { cat "$T/out"; fail "installed hcrt-ckpt"; }
+for tool in hcrt-run hcrt-train; do
+    "$bindir/$tool" --help >"$T/out" 2>&1 || { cat "$T/out"; fail "installed $tool --help"; }
+done
 echo "ok: installed into a staging prefix; the example and the tools run without LD_LIBRARY_PATH"
