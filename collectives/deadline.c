@@ -158,8 +158,8 @@ _Noreturn void hcrt__deadline_expired(struct hcrt_comm *c, const char *opname, u
         hcrt__log_emit(HCRT_LOG_ERROR, COLL_SUBSYS,
                        "%s #%llu (%zu bytes, %d ranks) timed out after %.1f s (HCRT_TIMEOUT=%g): ranks that had "
                        "not arrived: %s%s; aborting the job with exit status %d (HCRT_EXIT_TIMEOUT)%s",
-                       opname, (unsigned long long)seq, bytes, c->size, waited, c->timeout,
-                       nlate ? late : "none seen", other, HCRT_EXIT_TIMEOUT, hint);
+                       opname, (unsigned long long)seq, bytes, c->size, waited, c->timeout, nlate ? late : "none seen",
+                       other, HCRT_EXIT_TIMEOUT, hint);
     }
     fflush(stderr);
     abort_job(c, designated, HCRT_EXIT_TIMEOUT);

@@ -60,10 +60,10 @@ hcrt_status_t hcrt__check_extents(struct hcrt_comm *c, const char *func, const h
     /* recv first: in place (HCRT_IN_PLACE resolved to send == recv by now) the caller named only recv.
      * A communicator is used by one thread at a time, so its lookups may keep their last answers. */
     if (a->recv != NULL)
-        HCRT_CHECK(hcrt__mem_check_cached(c->ctx, &c->extent_cache[0], func, "recv", a->recv, recv * es, a->device,
-                                          false));
+        HCRT_CHECK(
+            hcrt__mem_check_cached(c->ctx, &c->extent_cache[0], func, "recv", a->recv, recv * es, a->device, false));
     if (a->send != NULL && a->send != HCRT_IN_PLACE && a->send != a->recv)
-        HCRT_CHECK(hcrt__mem_check_cached(c->ctx, &c->extent_cache[1], func, "send", a->send, send * es, a->device,
-                                          false));
+        HCRT_CHECK(
+            hcrt__mem_check_cached(c->ctx, &c->extent_cache[1], func, "send", a->send, send * es, a->device, false));
     return HCRT_OK;
 }

@@ -50,8 +50,7 @@ static void entry_copy(hcrt__alloc_entry_t *dst, const hcrt__alloc_entry_t *src)
 {
     atomic_store_explicit(&dst->base, atomic_load_explicit(&src->base, memory_order_relaxed), memory_order_relaxed);
     atomic_store_explicit(&dst->size, atomic_load_explicit(&src->size, memory_order_relaxed), memory_order_relaxed);
-    atomic_store_explicit(&dst->device, atomic_load_explicit(&src->device, memory_order_relaxed),
-                          memory_order_relaxed);
+    atomic_store_explicit(&dst->device, atomic_load_explicit(&src->device, memory_order_relaxed), memory_order_relaxed);
     atomic_store_explicit(&dst->host, atomic_load_explicit(&src->host, memory_order_relaxed), memory_order_relaxed);
 }
 
@@ -63,7 +62,10 @@ static void write_begin(struct hcrt__alloc_table *t)
     atomic_thread_fence(memory_order_release);
 }
 
-static void write_end(struct hcrt__alloc_table *t) { atomic_fetch_add_explicit(&t->seq, 1, memory_order_release); }
+static void write_end(struct hcrt__alloc_table *t)
+{
+    atomic_fetch_add_explicit(&t->seq, 1, memory_order_release);
+}
 
 hcrt_status_t hcrt__alloc_add(hcrt_context_t *ctx, const void *ptr, size_t bytes, hcrt_device_t *device, bool host)
 {
@@ -144,14 +146,15 @@ hcrt_status_t hcrt__mem_refuse(const hcrt_context_t *ctx, const char *func, cons
     if (wrong_device && f->host)
         return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
                            "%s: argument '%s' is host memory (hcrt_mem_alloc_host of %s, %zu bytes) but "
-                           "argument 'device' is %s; pass NULL or the host device", func, name, owner, f->size,
-                           said);
+                           "argument 'device' is %s; pass NULL or the host device",
+                           func, name, owner, f->size, said);
     if (wrong_device)
         return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
                            "%s: argument '%s' is memory of %s (hcrt_mem_alloc, %zu bytes) but argument 'device' is "
-                           "%s; pass the device that owns it", func, name, owner, f->size, said);
+                           "%s; pass the device that owns it",
+                           func, name, owner, f->size, said);
     return hcrt__error(ctx, HCRT_ERR_INVALID_ARG,
                        "%s: argument '%s' needs %zu bytes from offset %zu of its allocation, which has %zu bytes "
-                       "(on %s): the count is too large for the buffer", func, name, bytes,
-                       (size_t)((uintptr_t)ptr - f->base), f->size, owner);
+                       "(on %s): the count is too large for the buffer",
+                       func, name, bytes, (size_t)((uintptr_t)ptr - f->base), f->size, owner);
 }

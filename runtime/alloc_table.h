@@ -134,8 +134,8 @@ __attribute__((cold)) hcrt_status_t hcrt__mem_refuse(const hcrt_context_t *ctx, 
  * did not allocate pass. `cache` may be NULL; a cache must not be shared between threads.
  */
 static inline hcrt_status_t hcrt__mem_check_cached(const hcrt_context_t *ctx, hcrt__alloc_cache_t *cache,
-                                                   const char *func, const char *name, const void *ptr,
-                                                   size_t bytes, const hcrt_device_t *device, bool kernel)
+                                                   const char *func, const char *name, const void *ptr, size_t bytes,
+                                                   const hcrt_device_t *device, bool kernel)
 {
     const struct hcrt__alloc_table *t = ctx->allocs;
     hcrt__alloc_info_t f;
@@ -143,8 +143,7 @@ static inline hcrt_status_t hcrt__mem_check_cached(const hcrt_context_t *ctx, hc
         return HCRT_OK;
     bool said_host = device == NULL || hcrt__device_is_host(device);
     /* Pinned host memory is host memory; kernels also take it once registered (hcrt_host_register). */
-    bool wrong = f.host ? !said_host && !kernel
-                        : f.device != device && !(said_host && hcrt__device_is_host(f.device));
+    bool wrong = f.host ? !said_host && !kernel : f.device != device && !(said_host && hcrt__device_is_host(f.device));
     if (wrong || bytes > f.size - ((uintptr_t)ptr - f.base))
         return hcrt__mem_refuse(ctx, func, name, ptr, bytes, device, &f, wrong);
     return HCRT_OK;

@@ -232,7 +232,10 @@ hcrt_status_t hcrt__alloc_add(hcrt_context_t *ctx, const void *ptr, size_t bytes
 void hcrt__alloc_remove(hcrt_context_t *ctx, const void *ptr);
 
 /* The host device: device 0 of the built-in cpu backend, which the loader always puts first. */
-static inline hcrt_device_t *hcrt__host_device(const hcrt_context_t *ctx) { return &ctx->devices[0]; }
+static inline hcrt_device_t *hcrt__host_device(const hcrt_context_t *ctx)
+{
+    return &ctx->devices[0];
+}
 
 /* Copies between any two devices (runtime/memory.c). stream may be NULL. */
 hcrt_status_t hcrt__copy(hcrt_device_t *dst_dev, void *dst, hcrt_device_t *src_dev, const void *src,

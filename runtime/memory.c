@@ -59,8 +59,9 @@ static hcrt_status_t forget(hcrt_device_t *device, void *ptr, bool host, const c
     if (was->device != device || was->host != host)
         return hcrt__error(device->ctx, HCRT_ERR_INVALID_ARG,
                            "%s: argument 'ptr' was allocated by %s on %s device %d, not by this call's counterpart "
-                           "on %s device %d", func, was->host ? "hcrt_mem_alloc_host" : "hcrt_mem_alloc",
-                           was->device->be->name, was->device->index, device->be->name, device->index);
+                           "on %s device %d",
+                           func, was->host ? "hcrt_mem_alloc_host" : "hcrt_mem_alloc", was->device->be->name,
+                           was->device->index, device->be->name, device->index);
     hcrt__alloc_remove(device->ctx, ptr);
     return HCRT_OK;
 }
@@ -186,8 +187,8 @@ hcrt_status_t hcrt_memcpy(hcrt_device_t *dst_device, void *dst, hcrt_device_t *s
                           size_t bytes)
 {
     hcrt_context_t *ctx = dst_device ? dst_device->ctx : src_device ? src_device->ctx : NULL;
-    HCRT_CHECK_ARG(ctx, dst_device == NULL || src_device == NULL || src_device->ctx == dst_device->ctx,
-                   "src_device", "belongs to another context than dst_device");
+    HCRT_CHECK_ARG(ctx, dst_device == NULL || src_device == NULL || src_device->ctx == dst_device->ctx, "src_device",
+                   "belongs to another context than dst_device");
     if (bytes == 0)
         return HCRT_OK;
     HCRT_CHECK_ARG(ctx, dst != NULL, "dst", "is NULL");

@@ -57,7 +57,7 @@ int main(int argc, char **argv)
     hcrt_buffer_t buf = {dev, grad, N, HCRT_F32};
     check(ctx, hcrt_ckpt_register(ck, "grad", buf, 1, shape, NULL), "hcrt_ckpt_register");
     check(ctx, hcrt_ckpt_save(ck, 1, "step 1", 6), "hcrt_ckpt_save"); /* returns once snapshotted */
-    check(ctx, hcrt_ckpt_wait(ck), "hcrt_ckpt_wait");                  /* committed on every rank */
+    check(ctx, hcrt_ckpt_wait(ck), "hcrt_ckpt_wait");                 /* committed on every rank */
     check(ctx, hcrt_memset(dev, grad, 0, sizeof(host)), "hcrt_memset");
     int64_t step = -1;
     char meta[16];

@@ -79,8 +79,8 @@ HCRT_EXPORT void hcrt_context_params_init(hcrt_context_params_t *params);
  * Creates the process's context: reads and validates the configuration (a bad HCRT_* value is
  * HCRT_ERR_CONFIG naming the variable), sets up logging, initialises MPI unless HCRT_INIT_NO_MPI (when
  * MPI is already initialised by the application hcrt uses it and leaves finalisation to the
- * application), loads the backend plugins, picks this rank's device (docs/architecture.md, "Device choice") and binds the
- * process near it when HCRT_BIND=device.
+ * application), loads the backend plugins, picks this rank's device (docs/architecture.md, "Device choice") and binds
+ * the process near it when HCRT_BIND=device.
  *
  * A plugin that fails to load is reported and skipped; the context is still created (the cpu backend is
  * built in and always present). params NULL means defaults. When creation fails, a message is logged at

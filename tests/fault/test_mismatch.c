@@ -24,8 +24,8 @@ int main(void)
     hcrt_comm_rank(world, &rank);
     size_t n = ((size_t)1 << 20) * (size_t)(rank + 1);
     float *x = calloc(n, sizeof(float));
-    hcrt_status_t st = x ? hcrt_comm_allreduce(world, HCRT_IN_PLACE, x, n, HCRT_F32, HCRT_OP_SUM, NULL)
-                         : HCRT_ERR_NO_MEMORY;
+    hcrt_status_t st =
+        x ? hcrt_comm_allreduce(world, HCRT_IN_PLACE, x, n, HCRT_F32, HCRT_OP_SUM, NULL) : HCRT_ERR_NO_MEMORY;
     printf("rank %d: allreduce of %zu floats: %s %s\n", rank, n, hcrt_status_name(st), hcrt_last_error(ctx));
     fflush(stdout);
     free(x);

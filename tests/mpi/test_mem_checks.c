@@ -19,15 +19,14 @@
 static hcrt_context_t *ctx;
 
 /* Expects HCRT_ERR_INVALID_ARG with every given fragment in the message. */
-#define CHECK_REFUSED(call, ...)                                                                     \
-    do {                                                                                             \
-        hcrt_status_t st_ = (call);                                                                  \
-        const char *frags_[] = {__VA_ARGS__};                                                        \
-        CHECK_MSG(st_ == HCRT_ERR_INVALID_ARG, "%s -> %s: %s", #call, hcrt_status_name(st_),         \
-                  hcrt_last_error(ctx));                                                             \
-        for (size_t i_ = 0; st_ == HCRT_ERR_INVALID_ARG && i_ < sizeof(frags_) / sizeof(*frags_); i_++) \
-            CHECK_MSG(strstr(hcrt_last_error(ctx), frags_[i_]) != NULL, "%s: '%s' not in: %s", #call,  \
-                      frags_[i_], hcrt_last_error(ctx));                                             \
+#define CHECK_REFUSED(call, ...)                                                                                       \
+    do {                                                                                                               \
+        hcrt_status_t st_ = (call);                                                                                    \
+        const char *frags_[] = {__VA_ARGS__};                                                                          \
+        CHECK_MSG(st_ == HCRT_ERR_INVALID_ARG, "%s -> %s: %s", #call, hcrt_status_name(st_), hcrt_last_error(ctx));    \
+        for (size_t i_ = 0; st_ == HCRT_ERR_INVALID_ARG && i_ < sizeof(frags_) / sizeof(*frags_); i_++)                \
+            CHECK_MSG(strstr(hcrt_last_error(ctx), frags_[i_]) != NULL, "%s: '%s' not in: %s", #call, frags_[i_],      \
+                      hcrt_last_error(ctx));                                                                           \
     } while (0)
 
 int main(void)
@@ -68,8 +67,8 @@ int main(void)
     CHECK_REFUSED(hcrt_comm_allreduce(comm, HCRT_IN_PLACE, cbuf, N, HCRT_F32, HCRT_OP_SUM, NULL), "'recv'",
                   "4096 bytes", "which has 64 bytes");
     CHECK_REFUSED(hcrt_comm_allreduce(comm, HCRT_IN_PLACE, cbuf, N, HCRT_F32, HCRT_OP_SUM, host), "64 bytes");
-    CHECK_REFUSED(hcrt_comm_allreduce(comm, HCRT_IN_PLACE, cbuf + 8, 9, HCRT_F32, HCRT_OP_SUM, NULL),
-                  "from offset 32", "64 bytes");
+    CHECK_REFUSED(hcrt_comm_allreduce(comm, HCRT_IN_PLACE, cbuf + 8, 9, HCRT_F32, HCRT_OP_SUM, NULL), "from offset 32",
+                  "64 bytes");
     CHECK_REFUSED(hcrt_comm_allgather(comm, cbuf, cbuf, SMALL, HCRT_F32, NULL), "'recv'", "64 bytes");
     CHECK_REFUSED(hcrt_comm_reduce_scatter(comm, plain, cbuf, SMALL + 1, HCRT_F32, HCRT_OP_SUM, NULL), "'recv'");
     CHECK_REFUSED(hcrt_comm_alltoall(comm, plain, cbuf, SMALL, HCRT_F32, NULL), "'recv'", "64 bytes");
@@ -116,8 +115,8 @@ int main(void)
     hcrt_ckpt_t *ck = NULL;
     REQUIRE_OK(ctx, hcrt_ckpt_open(ctx, NULL, &cp, &ck));
     uint64_t shape[1] = {SMALL};
-    CHECK_REFUSED(hcrt_ckpt_register(ck, "s", (hcrt_buffer_t){NULL, sbuf, SMALL, HCRT_F32}, 1, shape, NULL),
-                  "'buf'", "sim device 0");
+    CHECK_REFUSED(hcrt_ckpt_register(ck, "s", (hcrt_buffer_t){NULL, sbuf, SMALL, HCRT_F32}, 1, shape, NULL), "'buf'",
+                  "sim device 0");
     uint64_t big[1] = {N};
     CHECK_REFUSED(hcrt_ckpt_register(ck, "c", (hcrt_buffer_t){host, cbuf, N, HCRT_F32}, 1, big, NULL), "64 bytes");
     CHECK_OK(ctx, hcrt_ckpt_register(ck, "h", (hcrt_buffer_t){NULL, v, SMALL, HCRT_F32}, 1, shape, NULL));
@@ -139,8 +138,8 @@ int main(void)
         CHECK_OK(ctx, hcrt_mem_free(host, a));
         REQUIRE_OK(ctx, hcrt_mem_alloc(host, 16 * sizeof(float), (void **)&b));
         reused += a == b;
-        CHECK_REFUSED(hcrt_comm_allreduce(comm, HCRT_IN_PLACE, b, 64, HCRT_F32, HCRT_OP_SUM, NULL),
-                      "needs 256 bytes", "which has 64 bytes");
+        CHECK_REFUSED(hcrt_comm_allreduce(comm, HCRT_IN_PLACE, b, 64, HCRT_F32, HCRT_OP_SUM, NULL), "needs 256 bytes",
+                      "which has 64 bytes");
         CHECK_OK(ctx, hcrt_mem_free(host, b));
     }
     if (rank == 0)

@@ -250,8 +250,7 @@ static int cmd_show(const char *dir, int64_t step)
         const hcrt__ckpt_tensor_t *tn = &m->tensors[t];
         char shape[256];
         printf("  %-32s %-5s [%s] %s\n", tn->name, hcrt__ckpt_dtype_name(tn->dtype),
-               shape_string(tn, shape, sizeof(shape)),
-               tn->replicated ? "replicated" : "sharded");
+               shape_string(tn, shape, sizeof(shape)), tn->replicated ? "replicated" : "sharded");
         for (int k = 0; k < tn->nshards; k++) {
             const hcrt__ckpt_shard_t *sh = &tn->shards[k];
             printf("      rows [%" PRIu64 ", %" PRIu64 ")  rank %d  %s @ %" PRIu64 "  %s  %" PRIu64 " chunk%s\n",
@@ -326,8 +325,8 @@ static int cmd_diff(const char *d1, int64_t s1, const char *d2, int64_t s2)
             continue;
         }
         bool dtype_differs = ta->dtype != tb->dtype;
-        bool shape_differs = ta->ndims != tb->ndims ||
-                             memcmp(ta->shape, tb->shape, sizeof(uint64_t) * (size_t)ta->ndims) != 0;
+        bool shape_differs =
+            ta->ndims != tb->ndims || memcmp(ta->shape, tb->shape, sizeof(uint64_t) * (size_t)ta->ndims) != 0;
         if (dtype_differs || shape_differs) {
             char sa[256], sb[256], what[600] = "";
             if (dtype_differs)

@@ -91,8 +91,8 @@ static hcrt_status_t init_for_report(const hcrt_context_params_t *params, bool w
         return first;
     if (first != HCRT_OK) {
         report->init_status = hcrt_status_name(first);
-        fprintf(stderr, "hcrt-info: the report below is what hcrt sees without %s: fix or unset %s\n",
-                report->ignored, strchr(report->ignored, ' ') ? "them" : "it");
+        fprintf(stderr, "hcrt-info: the report below is what hcrt sees without %s: fix or unset %s\n", report->ignored,
+                strchr(report->ignored, ' ') ? "them" : "it");
     }
     return HCRT_OK;
 }
