@@ -245,6 +245,7 @@ struct hcrt_comm {
     bool check_calls;
     bool shm_map;                /* HCRT_SHM_MAP */
     size_t chunk;                /* HCRT_CHUNK_SIZE */
+    hcrt__alloc_cache_t extent_cache[2]; /* the last recv and send lookups of extent.c (zeroed: empty) */
 };
 
 typedef enum hcrt__algo { HCRT__ALGO_AUTO, HCRT__ALGO_RING, HCRT__ALGO_RD, HCRT__ALGO_SHM, HCRT__ALGO_HIER,
@@ -323,6 +324,9 @@ _Noreturn void hcrt__deadline_expired(struct hcrt_comm *comm, const char *opname
 void hcrt__deadline_check_peers(struct hcrt_comm *comm, const char *opname, uint64_t seq);
 
 hcrt_status_t hcrt__check_call(struct hcrt_comm *comm, const char *func, const hcrt__args_t *a, uint64_t seq);
+
+/* Checks the bytes the call's buffers span against the allocations hcrt made (extent.c). Local. */
+hcrt_status_t hcrt__check_extents(struct hcrt_comm *comm, const char *func, const hcrt__args_t *a);
 
 /* Applies HCRT_FAULT entries meant for collective `opname` number `seq` of this rank (may not return). */
 void hcrt__coll_fault(struct hcrt_comm *comm, const char *opname, uint64_t seq);

@@ -3,8 +3,8 @@
  *
  * The last copy of a large shared-memory collective writes the caller's receive buffer, which nobody
  * reads soon. A plain memcpy first reads every destination line into the cache (write-allocate), so
- * the memory bus carries the buffer twice; streaming (non-temporal) stores write it once. On these
- * memory-bound machines that is the difference between beating MPI by 1.5x and by 2x at 64 MiB.
+ * the memory bus carries the buffer twice; streaming (non-temporal) stores write it once. What that is
+ * worth on a memory-bound machine is in docs/performance.md ("Memory").
  */
 #include <string.h>
 

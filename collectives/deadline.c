@@ -148,11 +148,18 @@ _Noreturn void hcrt__deadline_expired(struct hcrt_comm *c, const char *opname, u
         if (nsilent > 0)
             snprintf(other, sizeof(other), "; no report from %s (their node's ranks did not answer either)",
                      silent);
+        /* Everyone arrived and still the call never finished: most often the ranks made different calls
+         * (counts, dtypes, roots), which checking mode would have named instead. */
+        const char *hint = nlate == 0 && !c->check_calls
+                               ? ". Every rank that answered had entered the call: if the ranks made it with "
+                                 "different counts, dtypes, ops or roots, rerun with HCRT_CHECK_CALLS=1 to have "
+                                 "the difference named"
+                               : "";
         hcrt__log_emit(HCRT_LOG_ERROR, COLL_SUBSYS,
                        "%s #%llu (%zu bytes, %d ranks) timed out after %.1f s (HCRT_TIMEOUT=%g): ranks that had "
-                       "not arrived: %s%s; aborting the job with exit status %d (HCRT_EXIT_TIMEOUT)",
-                       opname, (unsigned long long)seq, bytes, c->size, waited, c->timeout,
-                       nlate ? late : "none seen", other, HCRT_EXIT_TIMEOUT);
+                       "not arrived: %s%s; aborting the job with exit status %d (HCRT_EXIT_TIMEOUT)%s",
+                       opname, (unsigned long long)seq, bytes, c->size, waited, c->timeout, nlate ? late : "none seen",
+                       other, HCRT_EXIT_TIMEOUT, hint);
     }
     fflush(stderr);
     abort_job(c, designated, HCRT_EXIT_TIMEOUT);

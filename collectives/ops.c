@@ -118,6 +118,7 @@ static hcrt_status_t check_v(const hcrt_comm_t *comm, const char *func, const ch
 static hcrt_status_t run_op_untraced(hcrt_comm_t *comm, const char *func, hcrt__args_t *a, size_t bytes,
                                      hcrt_request_t **req)
 {
+    HCRT_CHECK(hcrt__check_extents(comm, func, a));
     const char *name = hcrt__coll_name(a->coll);
     uint64_t seq = ++comm->seq;
     hcrt__block_t *blocks[8];

@@ -34,7 +34,7 @@ static hcrt_status_t check(hcrt_comm_t *comm, const char *func, const void *buf,
     if (device != NULL && device->ctx != comm->ctx)
         return hcrt__error(comm->ctx, HCRT_ERR_INVALID_ARG, "%s: argument 'device' belongs to another context",
                            func);
-    return HCRT_OK;
+    return hcrt__mem_check(comm->ctx, func, "buf", buf, count * es, device, false);
 }
 
 /* Waits for one request with the deadline; returns its status. */

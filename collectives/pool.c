@@ -1,9 +1,9 @@
 /*
  * collectives/pool.c - persistent scratch and staging buffers of a communicator.
  *
- * First touch of fresh memory costs about 14.5 us per page on these machines (recipes, "Memory on this
- * VM"), more than the collective itself for large buffers. So buffers are allocated once, touched once,
- * and handed out again to later calls: a call takes the smallest free block that is large enough and
+ * First touch of fresh memory costs a page fault per page, more than the collective itself for large
+ * buffers (docs/performance.md, "Memory"). So buffers are allocated once, touched once, and handed out
+ * again to later calls: a call takes the smallest free block that is large enough and
  * returns it when done. Nonblocking operations hold theirs until they complete, so several outstanding
  * operations never share one.
  */

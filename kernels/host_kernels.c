@@ -56,8 +56,8 @@ uint16_t hcrt__f32_to_bf16(float f)
 /*
  * Each kernel is compiled three times, for baseline x86-64 (SSE2), x86-64-v3 (AVX2) and x86-64-v4
  * (AVX-512), and the dynamic loader picks the best the CPU has (an ifunc). Nothing here assumes any of
- * them: the portable code is the same C. Measured on this machine, f16 sum runs 4x faster with v4 than
- * with SSE2 (the bit-level conversions dominate), f32 max 2.5x; plain sums are memory bound either way.
+ * them: the portable code is the same C. The wider vectors pay where the bit-level f16 conversions or
+ * compares dominate; plain sums are memory bound either way (docs/performance.md, "Host kernels").
  */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(HCRT_NO_CLONES)
 #define HK_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
@@ -89,8 +89,8 @@ typedef void (*hk_fn3_t)(void *dst, const void *a, const void *b, size_t n);
  * restrict. ET is the stored element type, CT the compute type, LD/ST convert between them.
  *
  * f16 and bf16 widen to f32, combine and round back inside one fused loop rather than through a stack
- * block of f32: measured here, the fused loop vectorises as well and runs 1.2-1.5x faster, because it
- * saves three stores and three loads per element.
+ * block of f32: the fused loop vectorises as well and saves three stores and three loads per element
+ * (docs/performance.md, "Host kernels").
  */
 #define HK_DEFINE(name, ET, CT, LD, ST, OPM)                                                                           \
     HK_CLONES static void name##_2(void *dv, const void *sv, size_t n)                                                 \

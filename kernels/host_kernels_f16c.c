@@ -1,9 +1,9 @@
 /*
  * kernels/host_kernels_f16c.c - f16 reduce and scale with the x86 F16C conversion instructions.
  *
- * The portable f16 kernels of host_kernels.c spend most of their time in the bit-level conversions:
- * measured here, an f16 sum runs at 2.5-5 GB/s with them and at 8-9 GB/s with F16C's vcvtph2ps and
- * vcvtps2ph. Nothing assumes F16C: host_kernels.c calls these functions only after the CPU said it has
+ * The portable f16 kernels of host_kernels.c spend most of their time in the bit-level conversions,
+ * which F16C's vcvtph2ps and vcvtps2ph do in one instruction (docs/performance.md, "Host kernels", has
+ * the figures). Nothing assumes F16C: host_kernels.c calls these functions only after the CPU said it has
  * AVX2 and F16C (and tests can force the portable path), and they give the same bits as the portable
  * path. Widening is exact in both; narrowing is round-to-nearest-even in both (checked on all 2^32
  * floats), and NaN is first replaced by the canonical quiet NaN of its sign so that the result is

@@ -19,9 +19,11 @@ const hcrt__config_def_t hcrt__config_table[] = {
 
     /* ---- backends and devices ---- */
     {"HCRT_BACKEND_PATH", "", HCRT__CFG_STRING, 0, 0, NULL,
-     "Colon-separated directories searched for libhcrt-backend-*.so before the install directory."},
+     "Colon-separated directories searched for libhcrt-backend-*.so before those beside libhcrt (its build "
+     "tree's, or LIBDIR/hcrt)."},
     {"HCRT_BACKENDS", "", HCRT__CFG_STRING, 0, 0, NULL,
-     "Backends to load, e.g. cpu,sim; a leading ^ loads all but those (^hip); empty loads all."},
+     "Backends to load, e.g. cpu,sim; a leading ^ loads all but those (^hip); empty loads all. A name that "
+     "matches no plugin is an error."},
     {"HCRT_DEVICE", "", HCRT__CFG_STRING, 0, 0, NULL,
      "Device for this rank as backend[:index] (sim:1, cpu); empty picks by node-local rank."},
     {"HCRT_BIND", "none", HCRT__CFG_ENUM, 0, 0, "device,none",
@@ -44,7 +46,8 @@ const hcrt__config_def_t hcrt__config_table[] = {
      "Seconds a collective may take before the job is aborted naming the ranks that never arrived; 0 "
      "disables."},
     {"HCRT_CHECK_CALLS", "0", HCRT__CFG_BOOL, 0, 0, NULL,
-     "Check that every rank makes the same collective call (op, count, dtype, root) before running it."},
+     "Check that every rank makes the same collective call (op, count, dtype, root) before running it; off "
+     "by default: it costs an exchange per call (docs/performance.md)."},
     {"HCRT_CHUNK_SIZE", "1M", HCRT__CFG_SIZE, 4096, 1073741824.0, NULL,
      "Pipeline chunk size of ring algorithms and of device-buffer staging."},
     {"HCRT_SHM_MAP", "1", HCRT__CFG_BOOL, 0, 0, NULL,
@@ -68,6 +71,11 @@ const hcrt__config_def_t hcrt__config_table[] = {
      "Write a Chrome trace (chrome://tracing, Perfetto) of every rank's collectives, checkpoint phases, "
      "balancer decisions and application events to this file at hcrt_finalize; each rank appends to "
      "FILE.rank-N as it goes (rank 0's value is used). Empty: no trace."},
+
+    /* ---- Python binding (read by python/hcrt, listed here so that it is documented with the rest) ---- */
+    {"HCRT_LIBRARY", "", HCRT__CFG_STRING, 0, 0, NULL,
+     "Python: the libhcrt the hcrt package loads (a file, or its directory); empty searches pkg-config's "
+     "prefix, the system loader, then the build tree."},
 
     /* ---- faults ---- */
     {"HCRT_FAULT", "", HCRT__CFG_STRING, 0, 0, NULL,

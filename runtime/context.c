@@ -133,6 +133,7 @@ hcrt_status_t hcrt_init(const hcrt_context_params_t *params, hcrt_context_t **ou
     ctx->local_size = 1;
     gethostname(ctx->hostname, sizeof(ctx->hostname) - 1);
 
+    HCRT_CHECK_GOTO(hcrt__alloc_table_init(ctx), st, err_ctx);
     HCRT_CHECK_GOTO(hcrt__config_load(ctx), st, err_ctx);
     hcrt__log_configure(hcrt__config_str(ctx, "HCRT_LOG_LEVEL"), hcrt__config_str(ctx, "HCRT_LOG_SUBSYS"));
 
@@ -142,7 +143,7 @@ hcrt_status_t hcrt_init(const hcrt_context_params_t *params, hcrt_context_t **ou
 
     HCRT_CHECK_GOTO(hcrt__topology_init(ctx), st, err_mpi);
     HCRT_CHECK_GOTO(hcrt__loader_load(ctx, p.backends ? p.backends : hcrt__config_str(ctx, "HCRT_BACKENDS")), st,
-                    err_topo);
+                    err_loader);
     HCRT_CHECK_GOTO(collect_devices(ctx), st, err_loader);
     HCRT_CHECK_GOTO(hcrt__select_device(ctx), st, err_loader);
     HCRT_CHECK_GOTO(hcrt__trace_init(ctx), st, err_loader);
@@ -155,7 +156,6 @@ hcrt_status_t hcrt_init(const hcrt_context_params_t *params, hcrt_context_t **ou
 err_loader:
     hcrt__loader_unload(ctx);
     free(ctx->devices);
-err_topo:
     hcrt__topology_fini(ctx);
 err_mpi:
     if (ctx->node != MPI_COMM_NULL)
@@ -168,6 +168,7 @@ err_mpi:
 err_ctx:
     HCRT_ERROR("init", "%s", hcrt_last_error(NULL));
     hcrt__config_free(ctx);
+    hcrt__alloc_table_fini(ctx);
     free(ctx);
     return st;
 }
@@ -187,6 +188,7 @@ hcrt_status_t hcrt_finalize(hcrt_context_t *ctx)
     if (ctx->mpi_owned)
         MPI_Finalize();
     hcrt__config_free(ctx);
+    hcrt__alloc_table_fini(ctx);
     free(ctx);
     return HCRT_OK;
 }

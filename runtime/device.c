@@ -298,6 +298,9 @@ hcrt_status_t hcrt_reduce(hcrt_device_t *device, void *dst, const void *src, siz
                            (int)op);
     if (count == 0)
         return HCRT_OK;
+    size_t bytes = count * hcrt_dtype_size(dtype);
+    HCRT_CHECK(hcrt__mem_check(device->ctx, __func__, "dst", dst, bytes, device, true));
+    HCRT_CHECK(hcrt__mem_check(device->ctx, __func__, "src", src, bytes, device, true));
     BACKEND_CALL(device, "reduce",
                  device->be->ops->reduce(device->be->state, device->index, dst, src, count, dtype, op,
                                          stream ? stream->bs : NULL));
@@ -310,6 +313,7 @@ hcrt_status_t hcrt_scale(hcrt_device_t *device, void *ptr, size_t count, hcrt_dt
     HCRT_CHECK(check_kernel_args(device, ptr, count, dtype, stream, "hcrt_scale"));
     if (count == 0)
         return HCRT_OK;
+    HCRT_CHECK(hcrt__mem_check(device->ctx, __func__, "ptr", ptr, count * hcrt_dtype_size(dtype), device, true));
     BACKEND_CALL(device, "scale",
                  device->be->ops->scale(device->be->state, device->index, ptr, count, dtype, factor,
                                         stream ? stream->bs : NULL));
@@ -345,6 +349,10 @@ hcrt_status_t hcrt_reduce3(hcrt_device_t *device, void *dst, const void *a, cons
         return not_mapping(device, "hcrt_reduce3");
     if (count == 0)
         return HCRT_OK;
+    size_t bytes = count * hcrt_dtype_size(dtype);
+    HCRT_CHECK(hcrt__mem_check(device->ctx, __func__, "dst", dst, bytes, device, true));
+    HCRT_CHECK(hcrt__mem_check(device->ctx, __func__, "a", a, bytes, device, true));
+    HCRT_CHECK(hcrt__mem_check(device->ctx, __func__, "b", b, bytes, device, true));
     BACKEND_CALL(device, "reduce3",
                  device->be->ops->reduce3(device->be->state, device->index, dst, a, b, count, dtype, op,
                                           stream ? stream->bs : NULL));

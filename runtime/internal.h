@@ -171,8 +171,9 @@ struct hcrt_event {
     hcrt_backend_event_t *be;
 };
 
-struct hcrt__topology; /* runtime/topology.c */
-struct hcrt__trace;    /* runtime/trace.c */
+struct hcrt__topology;    /* runtime/topology.c */
+struct hcrt__trace;       /* runtime/trace.c */
+struct hcrt__alloc_table; /* runtime/alloc_table.c */
 
 struct hcrt_context {
     uint32_t api_version;
@@ -194,7 +195,8 @@ struct hcrt_context {
     struct hcrt__topology *topo;
     char bound_cpus[256];
 
-    struct hcrt__trace *trace; /* HCRT_TRACE state, NULL when not tracing (runtime/trace.h) */
+    struct hcrt__trace *trace;        /* HCRT_TRACE state, NULL when not tracing (runtime/trace.h) */
+    struct hcrt__alloc_table *allocs; /* every hcrt_mem_alloc / hcrt_mem_alloc_host not yet freed */
 };
 
 /* The built-in cpu backend's table (backends/cpu). */
@@ -222,6 +224,19 @@ hcrt_status_t hcrt__topology_bind(hcrt_context_t *ctx, const hcrt_device_t *dev)
 /* Device choice (runtime/select.c). */
 hcrt_status_t hcrt__select_device(hcrt_context_t *ctx);
 
+/* The allocation table (runtime/alloc_table.c). */
+hcrt_status_t hcrt__alloc_table_init(hcrt_context_t *ctx);
+void hcrt__alloc_table_fini(hcrt_context_t *ctx);
+/* Records an allocation of `device` (host: host memory pinned for its backend). */
+hcrt_status_t hcrt__alloc_add(hcrt_context_t *ctx, const void *ptr, size_t bytes, hcrt_device_t *device, bool host);
+void hcrt__alloc_remove(hcrt_context_t *ctx, const void *ptr);
+
+/* The host device: device 0 of the built-in cpu backend, which the loader always puts first. */
+static inline hcrt_device_t *hcrt__host_device(const hcrt_context_t *ctx)
+{
+    return &ctx->devices[0];
+}
+
 /* Copies between any two devices (runtime/memory.c). stream may be NULL. */
 hcrt_status_t hcrt__copy(hcrt_device_t *dst_dev, void *dst, hcrt_device_t *src_dev, const void *src,
                          size_t bytes);
@@ -237,5 +252,8 @@ static inline MPI_Comm hcrt__context_world(const hcrt_context_t *ctx) { return c
 
 /* Monotonic seconds. */
 double hcrt__now(void);
+
+/* The lookup of buffers in the allocation table, inline (hcrt__mem_check). */
+#include "runtime/alloc_table.h"
 
 #endif /* HCRT_RUNTIME_INTERNAL_H */

@@ -6,9 +6,15 @@
  * rest still load. A plugin whose vendor runtime works but sees no device is "unavailable", with the
  * vendor's reason, which hcrt-info shows. The cpu backend is built in and always present: it is the host,
  * which every staging path needs, so HCRT_BACKENDS does not remove it.
+ *
+ * Where plugins are looked for, in order (the first file of a name wins): HCRT_BACKEND_PATH; the build
+ * tree's plugin folders when this libhcrt is the build tree's own (tools run from the build tree need no
+ * setting); LIBDIR/hcrt next to this libhcrt (an install moved as a whole, or installed with --destdir);
+ * the install directory the library was configured for (HCRT_PLUGIN_DIR).
  */
 #include <dirent.h>
 #include <dlfcn.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +26,13 @@
 
 #ifndef HCRT_PLUGIN_DIR
 #define HCRT_PLUGIN_DIR "/usr/local/lib/hcrt"
+#endif
+/* Set by meson: the build directory and its plugin folders (colon-separated). */
+#ifndef HCRT_BUILD_ROOT
+#define HCRT_BUILD_ROOT ""
+#endif
+#ifndef HCRT_BUILD_PLUGIN_PATH
+#define HCRT_BUILD_PLUGIN_PATH ""
 #endif
 
 /* ---- services handed to plugins ---- */
@@ -293,6 +306,81 @@ static void scan_dir(hcrt_context_t *ctx, const char *dir, const char *filter)
     }
 }
 
+/* Scans every directory of a colon-separated list. */
+static void scan_path(hcrt_context_t *ctx, const char *path, const char *filter)
+{
+    char *copy = strdup(path ? path : "");
+    if (!copy) {
+        HCRT_WARN("loader", "out of memory reading the plugin path %s", path);
+        return;
+    }
+    char *save = NULL;
+    for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save))
+        if (dir[0])
+            scan_dir(ctx, dir, filter);
+    free(copy);
+}
+
+/* The directory this libhcrt was loaded from (resolved), into dir; false when unknown. */
+static bool own_dir(char *dir, size_t len)
+{
+    Dl_info info;
+    char real[PATH_MAX];
+    if (dladdr((void *)&hcrt__loader_load, &info) == 0 || info.dli_fname == NULL ||
+        realpath(info.dli_fname, real) == NULL)
+        return false;
+    char *slash = strrchr(real, '/');
+    if (slash == NULL)
+        return false;
+    *slash = '\0';
+    snprintf(dir, len, "%s", real[0] ? real : "/");
+    return true;
+}
+
+/* The plugin folders to search after HCRT_BACKEND_PATH, colon-separated (see the top of this file). */
+static void default_plugin_path(char *out, size_t len)
+{
+    char lib[PATH_MAX], root[PATH_MAX];
+    out[0] = '\0';
+    if (!own_dir(lib, sizeof(lib))) {
+        snprintf(out, len, "%s", HCRT_PLUGIN_DIR);
+        return;
+    }
+    if (HCRT_BUILD_ROOT[0] && realpath(HCRT_BUILD_ROOT, root) != NULL && strcmp(root, lib) == 0)
+        snprintf(out, len, "%s:", HCRT_BUILD_PLUGIN_PATH);
+    size_t used = strlen(out);
+    snprintf(out + used, len - used, "%s/hcrt:%s", lib, HCRT_PLUGIN_DIR);
+}
+
+/* Every name of an HCRT_BACKENDS filter must be a backend that exists: a typo would otherwise run the job
+ * on whatever else loads. */
+static hcrt_status_t check_filter_names(hcrt_context_t *ctx, const char *filter, const char *searched)
+{
+    if (filter == NULL || filter[0] == '\0')
+        return HCRT_OK;
+    char *list = strdup(filter[0] == '^' ? filter + 1 : filter);
+    if (list == NULL)
+        return hcrt__error(NULL, HCRT_ERR_NO_MEMORY, "hcrt_init: out of memory checking HCRT_BACKENDS");
+    hcrt_status_t st = HCRT_OK;
+    char *sp = NULL;
+    for (char *w = strtok_r(list, ", ", &sp); w; w = strtok_r(NULL, ", ", &sp)) {
+        if (have_backend(ctx, w))
+            continue;
+        char found[512] = "";
+        for (int i = 0; i < ctx->nbackends; i++) {
+            size_t used = strlen(found);
+            snprintf(found + used, sizeof(found) - used, "%s%s", i ? ", " : "", ctx->backends[i].name);
+        }
+        st = hcrt__error(NULL, HCRT_ERR_CONFIG,
+                         "hcrt_init: HCRT_BACKENDS='%s' names backend '%s', which matches no plugin (found: %s; "
+                         "searched HCRT_BACKEND_PATH='%s' and %s)",
+                         filter, w, found, hcrt__config_str(ctx, "HCRT_BACKEND_PATH"), searched);
+        break;
+    }
+    free(list);
+    return st;
+}
+
 hcrt_status_t hcrt__loader_load(hcrt_context_t *ctx, const char *filter)
 {
     hcrt__backend_t *cpu = add_backend(ctx, "cpu", "(built in)");
@@ -305,28 +393,11 @@ hcrt_status_t hcrt__loader_load(hcrt_context_t *ctx, const char *filter)
         return hcrt__error(NULL, HCRT_ERR_BACKEND, "hcrt_init: the built-in cpu backend failed: %s", cpu->reason);
     hcrt__compute_attach(cpu);
 
-    const char *path = hcrt__config_str(ctx, "HCRT_BACKEND_PATH");
-    char *copy = strdup(path ? path : "");
-    if (!copy)
-        return hcrt__error(NULL, HCRT_ERR_NO_MEMORY, "hcrt_init: out of memory loading backends");
-    char *save = NULL;
-    for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save))
-        if (dir[0])
-            scan_dir(ctx, dir, filter);
-    free(copy);
-    scan_dir(ctx, HCRT_PLUGIN_DIR, filter);
-
-    /* A backend the user asked for by name but that exists nowhere is worth a warning. */
-    if (filter && filter[0] && filter[0] != '^') {
-        char *list = strdup(filter);
-        char *sp = NULL;
-        for (char *w = list ? strtok_r(list, ", ", &sp) : NULL; w; w = strtok_r(NULL, ", ", &sp))
-            if (!have_backend(ctx, w))
-                HCRT_WARN("loader", "backend '%s' named in HCRT_BACKENDS was not found in HCRT_BACKEND_PATH or %s",
-                          w, HCRT_PLUGIN_DIR);
-        free(list);
-    }
-    return HCRT_OK;
+    char defaults[3 * PATH_MAX];
+    default_plugin_path(defaults, sizeof(defaults));
+    scan_path(ctx, hcrt__config_str(ctx, "HCRT_BACKEND_PATH"), filter);
+    scan_path(ctx, defaults, filter);
+    return check_filter_names(ctx, filter, defaults);
 }
 
 void hcrt__loader_unload(hcrt_context_t *ctx)

@@ -5,6 +5,10 @@
  * device backend's H2D/D2H; two devices of one backend copy peer to peer; two devices of different
  * backends cannot see each other's memory, so the bytes are staged through pinned host memory of the
  * source's backend in chunks.
+ *
+ * Where a call takes the device that memory lives on, NULL means host memory (the rule of hcrt.h). Every
+ * allocation is recorded in the context's allocation table, so that the calls here and the collectives
+ * refuse a pointer passed with the wrong device, or a count beyond its allocation, by name.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +34,35 @@ hcrt_status_t hcrt_mem_alloc(hcrt_device_t *device, size_t bytes, void **ptr)
     hcrt_status_t st = device->be->ops->mem_alloc(device->be->state, device->index, bytes, &p);
     if (st != HCRT_OK)
         return backend_error(device, st, "mem_alloc");
+    st = hcrt__alloc_add(device->ctx, p, bytes, device, false);
+    if (st != HCRT_OK) {
+        device->be->ops->mem_free(device->be->state, device->index, p);
+        return st;
+    }
     *ptr = p;
+    return HCRT_OK;
+}
+
+/*
+ * Takes ptr out of the allocation table before the backend frees it (another thread may be handed the
+ * same address right after), after checking that `device` made it as memory of kind `host`: a pointer
+ * freed through the wrong device or the wrong call is named instead of reaching the wrong backend.
+ */
+static hcrt_status_t forget(hcrt_device_t *device, void *ptr, bool host, const char *func, hcrt__alloc_info_t *was)
+{
+    if (!hcrt__alloc_find(device->ctx, ptr, was))
+        return HCRT_OK; /* not hcrt's: the backend says what it thinks */
+    if (was->base != (uintptr_t)ptr)
+        return hcrt__error(device->ctx, HCRT_ERR_INVALID_ARG,
+                           "%s: argument 'ptr' points %zu bytes into an allocation of %zu bytes, not at its start",
+                           func, (size_t)((uintptr_t)ptr - was->base), was->size);
+    if (was->device != device || was->host != host)
+        return hcrt__error(device->ctx, HCRT_ERR_INVALID_ARG,
+                           "%s: argument 'ptr' was allocated by %s on %s device %d, not by this call's counterpart "
+                           "on %s device %d",
+                           func, was->host ? "hcrt_mem_alloc_host" : "hcrt_mem_alloc", was->device->be->name,
+                           was->device->index, device->be->name, device->index);
+    hcrt__alloc_remove(device->ctx, ptr);
     return HCRT_OK;
 }
 
@@ -39,9 +71,14 @@ hcrt_status_t hcrt_mem_free(hcrt_device_t *device, void *ptr)
     HCRT_CHECK_ARG(NULL, device != NULL, "device", "is NULL");
     if (ptr == NULL)
         return HCRT_OK;
+    hcrt__alloc_info_t was = {0};
+    HCRT_CHECK(forget(device, ptr, false, __func__, &was));
     hcrt_status_t st = device->be->ops->mem_free(device->be->state, device->index, ptr);
-    if (st != HCRT_OK)
+    if (st != HCRT_OK) {
+        if (was.device != NULL)
+            hcrt__alloc_add(device->ctx, ptr, was.size, device, false); /* still allocated */
         return backend_error(device, st, "mem_free");
+    }
     return HCRT_OK;
 }
 
@@ -54,6 +91,11 @@ hcrt_status_t hcrt_mem_alloc_host(hcrt_device_t *device, size_t bytes, void **pt
     hcrt_status_t st = device->be->ops->host_alloc(device->be->state, bytes, &p);
     if (st != HCRT_OK)
         return backend_error(device, st, "host_alloc");
+    st = hcrt__alloc_add(device->ctx, p, bytes, device, true);
+    if (st != HCRT_OK) {
+        device->be->ops->host_free(device->be->state, p);
+        return st;
+    }
     *ptr = p;
     return HCRT_OK;
 }
@@ -63,18 +105,27 @@ hcrt_status_t hcrt_mem_free_host(hcrt_device_t *device, void *ptr)
     HCRT_CHECK_ARG(NULL, device != NULL, "device", "is NULL");
     if (ptr == NULL)
         return HCRT_OK;
+    hcrt__alloc_info_t was = {0};
+    HCRT_CHECK(forget(device, ptr, true, __func__, &was));
     hcrt_status_t st = device->be->ops->host_free(device->be->state, ptr);
-    if (st != HCRT_OK)
+    if (st != HCRT_OK) {
+        if (was.device != NULL)
+            hcrt__alloc_add(device->ctx, ptr, was.size, device, true);
         return backend_error(device, st, "host_free");
+    }
     return HCRT_OK;
 }
 
 hcrt_status_t hcrt_memset(hcrt_device_t *device, void *ptr, int value, size_t bytes)
 {
-    HCRT_CHECK_ARG(NULL, device != NULL, "device", "is NULL");
     if (bytes == 0)
         return HCRT_OK;
-    HCRT_CHECK_ARG(device->ctx, ptr != NULL, "ptr", "is NULL");
+    HCRT_CHECK_ARG(device ? device->ctx : NULL, ptr != NULL, "ptr", "is NULL");
+    if (device == NULL) {
+        memset(ptr, value, bytes);
+        return HCRT_OK;
+    }
+    HCRT_CHECK(hcrt__mem_check(device->ctx, __func__, "ptr", ptr, bytes, device, false));
     hcrt_status_t st = device->be->ops->memset(device->be->state, device->index, ptr, value, bytes, NULL);
     if (st != HCRT_OK)
         return backend_error(device, st, "memset");
@@ -135,29 +186,41 @@ hcrt_status_t hcrt__copy(hcrt_device_t *dd, void *dst, hcrt_device_t *sd, const 
 hcrt_status_t hcrt_memcpy(hcrt_device_t *dst_device, void *dst, hcrt_device_t *src_device, const void *src,
                           size_t bytes)
 {
-    HCRT_CHECK_ARG(NULL, dst_device != NULL, "dst_device", "is NULL");
-    HCRT_CHECK_ARG(dst_device->ctx, src_device != NULL, "src_device", "is NULL");
-    HCRT_CHECK_ARG(dst_device->ctx, src_device->ctx == dst_device->ctx, "src_device",
+    hcrt_context_t *ctx = dst_device ? dst_device->ctx : src_device ? src_device->ctx : NULL;
+    HCRT_CHECK_ARG(ctx, dst_device == NULL || src_device == NULL || src_device->ctx == dst_device->ctx, "src_device",
                    "belongs to another context than dst_device");
     if (bytes == 0)
         return HCRT_OK;
-    HCRT_CHECK_ARG(dst_device->ctx, dst != NULL, "dst", "is NULL");
-    HCRT_CHECK_ARG(dst_device->ctx, src != NULL, "src", "is NULL");
-    return hcrt__copy(dst_device, dst, src_device, src, bytes);
+    HCRT_CHECK_ARG(ctx, dst != NULL, "dst", "is NULL");
+    HCRT_CHECK_ARG(ctx, src != NULL, "src", "is NULL");
+    if (ctx == NULL) {
+        memmove(dst, src, bytes); /* both NULL: host to host */
+        return HCRT_OK;
+    }
+    HCRT_CHECK(hcrt__mem_check(ctx, __func__, "dst", dst, bytes, dst_device, false));
+    HCRT_CHECK(hcrt__mem_check(ctx, __func__, "src", src, bytes, src_device, false));
+    return hcrt__copy(dst_device ? dst_device : hcrt__host_device(ctx), dst,
+                      src_device ? src_device : hcrt__host_device(ctx), src, bytes);
 }
 
 hcrt_status_t hcrt_memcpy_async(hcrt_device_t *dst_device, void *dst, hcrt_device_t *src_device, const void *src,
                                 size_t bytes, hcrt_stream_t *stream)
 {
-    HCRT_CHECK_ARG(NULL, dst_device != NULL, "dst_device", "is NULL");
-    hcrt_context_t *ctx = dst_device->ctx;
-    HCRT_CHECK_ARG(ctx, src_device != NULL, "src_device", "is NULL");
-    HCRT_CHECK_ARG(ctx, stream != NULL, "stream", "is NULL");
+    HCRT_CHECK_ARG(NULL, stream != NULL, "stream", "is NULL");
+    hcrt_device_t *sd = stream->device;
+    hcrt_context_t *ctx = sd->ctx;
+    if (dst_device == NULL)
+        dst_device = hcrt__host_device(ctx);
+    if (src_device == NULL)
+        src_device = hcrt__host_device(ctx);
+    HCRT_CHECK_ARG(ctx, dst_device->ctx == ctx && src_device->ctx == ctx, "stream",
+                   "belongs to another context than the devices");
     if (bytes == 0)
         return HCRT_OK;
     HCRT_CHECK_ARG(ctx, dst != NULL, "dst", "is NULL");
     HCRT_CHECK_ARG(ctx, src != NULL, "src", "is NULL");
-    hcrt_device_t *sd = stream->device;
+    HCRT_CHECK(hcrt__mem_check(ctx, __func__, "dst", dst, bytes, dst_device, false));
+    HCRT_CHECK(hcrt__mem_check(ctx, __func__, "src", src, bytes, src_device, false));
     bool dh = hcrt__device_is_host(dst_device), sh = hcrt__device_is_host(src_device);
     hcrt_copy_kind_t kind;
     if (dst_device == sd && src_device == sd)

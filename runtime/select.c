@@ -1,5 +1,5 @@
 /*
- * runtime/select.c - which device this rank uses (DESIGN.md section 5).
+ * runtime/select.c - which device this rank uses (docs/architecture.md, "Device choice").
  *
  * HCRT_DEVICE=backend[:index] wins. Otherwise ranks of one node spread over the devices of the first
  * accelerator backend that has any (node-local rank modulo its device count), the way one launches one

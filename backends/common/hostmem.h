@@ -3,7 +3,8 @@
  *
  * Used by the cpu backend (its device memory and pinned host memory) and by the sim backend (pinned host
  * memory). Memory comes straight from mmap with MAP_POPULATE, so the pages are faulted in at allocation
- * (first touch costs about 14.5 us per 4 KiB page on these machines; a collective must never pay that).
+ * (first touch costs a page fault per 4 KiB page, docs/performance.md "Memory"; a collective must never
+ * pay that).
  * The registry remembers every live block, so free() of a pointer that did not come from here is a clean
  * HCRT_ERR_INVALID_ARG instead of heap corruption, and finalize can release what the user leaked.
  *

@@ -52,7 +52,7 @@ void sim_heap_fini(sim_heap_t *h);
 /* First fit, SIM_ALIGN aligned. HCRT_ERR_DEVICE_OOM when no free block is large enough. */
 hcrt_status_t sim_heap_alloc(sim_heap_t *h, size_t bytes, void **ptr);
 /* Faults in the storage pages behind a fresh allocation, so that, as with real device memory, the first
- * copy into it runs at full speed (first touch costs ~14.5 us per page here). Needs no lock. */
+ * copy into it runs at full speed (docs/performance.md, "Memory"). Needs no lock. */
 void sim_heap_populate(const sim_heap_t *h, const void *ptr, size_t bytes);
 /* HCRT_ERR_INVALID_ARG unless ptr is the start of a used block. */
 hcrt_status_t sim_heap_free(sim_heap_t *h, void *ptr);

@@ -5,8 +5,9 @@
  *
  *     HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = { ... };
  *
- * The runtime finds plugins in HCRT_BACKEND_PATH (a colon-separated list of directories) and then in the
- * install directory (LIBDIR/hcrt), keeps those named by HCRT_BACKENDS, dlopen()s each, and checks the
+ * The runtime finds plugins in HCRT_BACKEND_PATH (a colon-separated list of directories) and then beside
+ * libhcrt (its build tree's plugin folders, or LIBDIR/hcrt of the install; docs/architecture.md, "The
+ * plugin table"), keeps those named by HCRT_BACKENDS, dlopen()s each, and checks the
  * table: `struct_size` must cover at least every mandatory op (HCRT_BACKEND_V1_MIN_SIZE), `abi_version`
  * must equal HCRT_BACKEND_ABI_VERSION, `name` must match the file name and every mandatory op must be
  * non-NULL. A plugin that fails a check is reported with a warning naming the file and the reason, closed,

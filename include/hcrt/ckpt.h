@@ -1,6 +1,6 @@
 /*
- * hcrt/ckpt.h - sharded, asynchronous, multi-level checkpoints (DESIGN section 7, format in
- * docs/checkpoint-format.md).
+ * hcrt/ckpt.h - sharded, asynchronous, multi-level checkpoints (docs/architecture.md, "How a checkpoint
+ * save and restore flow"; format in docs/checkpoint-format.md).
  *
  * A checkpointer belongs to a group of ranks (a communicator, or the world). Every rank registers the tensors it holds:
  * a buffer on any device (host, sim, cuda, ...), its global shape, and whether the rank holds the whole

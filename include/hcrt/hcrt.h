@@ -11,6 +11,15 @@
  *  - Params structs start with `size_t struct_size`; initialise them with their *_init() function, set
  *    what you need, and pass them; the library reads only the fields that fit in struct_size.
  *  - Destroy/free functions accept NULL.
+ *  - Where a call takes the device that memory lives on (hcrt_memcpy, hcrt_memcpy_async, hcrt_memset,
+ *    the collectives of hcrt/comm.h, checkpoint buffers), device NULL means host memory, the same as the
+ *    host device of hcrt_device_host(). Calls that act on a device (allocation, streams, events, kernels)
+ *    need the device itself.
+ *  - Memory hcrt allocated (hcrt_mem_alloc, hcrt_mem_alloc_host) is known to the context: a pointer into
+ *    it passed with another device, or a count running past its end, is HCRT_ERR_INVALID_ARG naming the
+ *    argument and the owning device or the allocation's size, before anything touches it. Memory from
+ *    elsewhere (malloc, a framework's allocator) is taken as the caller says, and so is everything in a
+ *    call whose devices are all NULL (there is no context to look in).
  *  - Thread safety: a context may be used from several threads; each call states what it serialises.
  *    hcrt_last_error() is per context and per thread.
  */
@@ -70,8 +79,8 @@ HCRT_EXPORT void hcrt_context_params_init(hcrt_context_params_t *params);
  * Creates the process's context: reads and validates the configuration (a bad HCRT_* value is
  * HCRT_ERR_CONFIG naming the variable), sets up logging, initialises MPI unless HCRT_INIT_NO_MPI (when
  * MPI is already initialised by the application hcrt uses it and leaves finalisation to the
- * application), loads the backend plugins, picks this rank's device (DESIGN section 5) and binds the
- * process near it when HCRT_BIND=device.
+ * application), loads the backend plugins, picks this rank's device (docs/architecture.md, "Device choice") and binds
+ * the process near it when HCRT_BIND=device.
  *
  * A plugin that fails to load is reported and skipped; the context is still created (the cpu backend is
  * built in and always present). params NULL means defaults. When creation fails, a message is logged at
@@ -178,7 +187,7 @@ HCRT_EXPORT hcrt_status_t hcrt_device_find(const hcrt_context_t *ctx, const char
 /* The host device (the cpu backend's device 0). */
 HCRT_EXPORT hcrt_status_t hcrt_device_host(const hcrt_context_t *ctx, hcrt_device_t **device);
 
-/* The device this rank was given at init (DESIGN section 5: HCRT_DEVICE, else the first accelerator
+/* The device this rank was given at init (docs/architecture.md: HCRT_DEVICE, else the first accelerator
  * backend's device local_rank % count, else the host). */
 HCRT_EXPORT hcrt_status_t hcrt_context_device(const hcrt_context_t *ctx, hcrt_device_t **device);
 
@@ -224,13 +233,15 @@ HCRT_EXPORT hcrt_status_t hcrt_mem_free(hcrt_device_t *device, void *ptr);
 HCRT_EXPORT hcrt_status_t hcrt_mem_alloc_host(hcrt_device_t *device, size_t bytes, void **ptr);
 HCRT_EXPORT hcrt_status_t hcrt_mem_free_host(hcrt_device_t *device, void *ptr);
 
-/* Sets `bytes` bytes at ptr on device to (unsigned char)value, synchronously. */
+/* Sets `bytes` bytes at ptr on device (NULL: host memory) to (unsigned char)value, synchronously. */
 HCRT_EXPORT hcrt_status_t hcrt_memset(hcrt_device_t *device, void *ptr, int value, size_t bytes);
 
 /*
  * Copies `bytes` bytes from src (memory of src_device) to dst (memory of dst_device), synchronously.
- * Any pair of devices works: within one device, host<->device, device<->device of one backend (peer
- * copy), and across backends (staged through pinned host memory in chunks).
+ * Either device may be NULL for host memory (both NULL: a plain host copy). Any pair of devices works:
+ * within one device, host<->device, device<->device of one backend (peer copy), and across backends
+ * (staged through pinned host memory in chunks). HCRT_ERR_INVALID_ARG names a NULL dst or src, devices
+ * of two contexts, or memory hcrt allocated that belongs to another device or is shorter than `bytes`.
  */
 HCRT_EXPORT hcrt_status_t hcrt_memcpy(hcrt_device_t *dst_device, void *dst, hcrt_device_t *src_device,
                                       const void *src, size_t bytes);
@@ -250,8 +261,8 @@ HCRT_EXPORT hcrt_status_t hcrt_stream_sync(hcrt_stream_t *stream);
 
 /*
  * Enqueues a copy on `stream` (which must belong to dst_device or src_device). Both devices must be the
- * stream's device or the host; cross-backend device pairs go through hcrt_memcpy(). Host memory must
- * stay valid until the stream reaches the copy.
+ * stream's device or the host (NULL); cross-backend device pairs go through hcrt_memcpy(). Host memory
+ * must stay valid until the stream reaches the copy.
  */
 HCRT_EXPORT hcrt_status_t hcrt_memcpy_async(hcrt_device_t *dst_device, void *dst,
                                             hcrt_device_t *src_device, const void *src, size_t bytes,

@@ -1,48 +1,109 @@
-"""Finds and loads libhcrt.so and declares the C signatures hcrt's Python binding uses.
+"""Finds and loads libhcrt.so and declares the C signatures the binding uses.
 
-Search order (DESIGN.md section 11): $HCRT_LIBRARY, the build tree next to this package
-(../../build/libhcrt.so), then the dynamic loader's usual paths (the install dir).
+Where libhcrt is looked for, first found wins (docs/architecture.md, "Python"):
+
+1. ``HCRT_LIBRARY``: the library file, or the directory that holds it (when set, nothing else is tried);
+2. the installed prefix: ``pkg-config --variable=libdir hcrt`` (the prefix's .pc file, found through
+   pkg-config's usual search path and ``PKG_CONFIG_PATH``);
+3. the system loader: ``libhcrt.so.1`` through ``ld.so`` (``LD_LIBRARY_PATH``, ``/etc/ld.so.conf``);
+4. the source build tree: ``build/`` of the checkout this package was installed from (recorded by
+   ``pip install``), or next to this package when it is imported from the checkout itself.
+
+``library_path()`` says which file was loaded.
 """
 import ctypes
 import ctypes.util
 import os
+import shutil
+import subprocess
 
 c_status = ctypes.c_int
 c_size = ctypes.c_size_t
 c_void_p = ctypes.c_void_p
 c_char_p = ctypes.c_char_p
+c_int = ctypes.c_int
+c_int64 = ctypes.c_int64
+c_uint64 = ctypes.c_uint64
+c_bool = ctypes.c_bool
+P = ctypes.POINTER
+
+SONAME = "libhcrt.so.1"
+
+
+def _pkg_config_libdir():
+    exe = shutil.which("pkg-config")
+    if exe is None:
+        return None
+    try:
+        p = subprocess.run([exe, "--variable=libdir", "hcrt"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    libdir = p.stdout.strip()
+    return libdir if p.returncode == 0 and libdir else None
+
+
+def _source_roots():
+    try:
+        from . import _install_info  # written by `pip install` from a checkout (python/setup.py)
+        if _install_info.SOURCE_ROOT:
+            yield _install_info.SOURCE_ROOT
+    except ImportError:
+        pass
+    here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.dirname(os.path.dirname(here))  # imported from the checkout: python/hcrt/ -> root
 
 
 def _candidates():
+    """(description, path or soname) in search order."""
     env = os.environ.get("HCRT_LIBRARY")
     if env:
-        yield env
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(os.path.dirname(here))
-    for build in ("build", "build-san"):
-        yield os.path.join(root, build, "libhcrt.so")
-    found = ctypes.util.find_library("hcrt")
-    if found:
-        yield found
-    yield "libhcrt.so.1"
+        yield "HCRT_LIBRARY", os.path.join(env, SONAME) if os.path.isdir(env) else env
+    libdir = _pkg_config_libdir()
+    if libdir:
+        yield "pkg-config --variable=libdir hcrt", os.path.join(libdir, SONAME)
+    yield "the system loader", SONAME
+    for root in _source_roots():
+        if os.path.exists(os.path.join(root, "meson.build")):
+            yield "the source build tree", os.path.join(root, "build", "libhcrt.so")
 
 
 def _load():
-    errors = []
-    for path in _candidates():
+    tried = []
+    for how, path in _candidates():
         if os.path.sep in path and not os.path.exists(path):
-            errors.append(f"{path}: not found")
-            continue
-        try:
-            # RTLD_GLOBAL: Open MPI's own plugins (mca components) resolve MPI symbols through it.
-            return ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
-        except OSError as exc:
-            errors.append(f"{path}: {exc}")
-    raise ImportError("cannot load libhcrt.so (set HCRT_LIBRARY to its path): " + "; ".join(errors))
+            tried.append(f"{how}: {path} does not exist")
+        else:
+            try:
+                # RTLD_GLOBAL: Open MPI's own plugins (mca components) resolve MPI symbols through it.
+                return ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            except OSError as exc:
+                tried.append(f"{how}: {exc}")
+        if how == "HCRT_LIBRARY":  # asked for by name: another library would be a silent substitute
+            raise ImportError(f"hcrt: cannot load libhcrt from {tried[-1]}")
+    raise ImportError("hcrt: cannot load libhcrt. Set HCRT_LIBRARY to the library (or its directory), add the "
+                      "install prefix's pkgconfig directory to PKG_CONFIG_PATH, or build the source tree "
+                      "(meson setup build && ninja -C build). Tried: " + "; ".join(tried))
 
 
 lib = _load()
 
+
+def library_path():
+    """The file libhcrt was loaded from (resolved through the dynamic loader)."""
+
+    class DlInfo(ctypes.Structure):
+        _fields_ = [("dli_fname", c_char_p), ("dli_fbase", c_void_p), ("dli_sname", c_char_p),
+                    ("dli_saddr", c_void_p)]
+
+    libc = ctypes.CDLL(None)
+    info = DlInfo()
+    addr = ctypes.cast(lib.hcrt_version, c_void_p)
+    if libc.dladdr(addr, ctypes.byref(info)) == 0 or not info.dli_fname:
+        return lib._name
+    return os.path.realpath(info.dli_fname.decode())
+
+
+# ---- structs (layouts pinned by tests/unit/test_abi.c on the C side) ------------------------------------
 
 class ContextParams(ctypes.Structure):
     _fields_ = [("struct_size", c_size), ("api_version", ctypes.c_uint32), ("flags", ctypes.c_uint32),
@@ -50,21 +111,39 @@ class ContextParams(ctypes.Structure):
 
 
 class BackendInfo(ctypes.Structure):
-    _fields_ = [("struct_size", c_size), ("name", c_char_p), ("path", c_char_p), ("status", ctypes.c_int),
-                ("reason", c_char_p), ("device_count", ctypes.c_int)]
+    _fields_ = [("struct_size", c_size), ("name", c_char_p), ("path", c_char_p), ("status", c_int),
+                ("reason", c_char_p), ("device_count", c_int)]
 
 
 class DeviceProps(ctypes.Structure):
-    _fields_ = [("struct_size", c_size), ("backend", c_char_p), ("index", ctypes.c_int),
-                ("global_index", ctypes.c_int), ("name", c_char_p), ("vendor", c_char_p),
-                ("pci_bus_id", c_char_p), ("total_memory", ctypes.c_uint64), ("free_memory", ctypes.c_uint64),
-                ("speed", ctypes.c_double), ("caps", ctypes.c_uint64), ("numa_node", ctypes.c_int),
-                ("local_cpus", c_char_p), ("host_addressable", ctypes.c_bool)]
+    _fields_ = [("struct_size", c_size), ("backend", c_char_p), ("index", c_int), ("global_index", c_int),
+                ("name", c_char_p), ("vendor", c_char_p), ("pci_bus_id", c_char_p), ("total_memory", c_uint64),
+                ("free_memory", c_uint64), ("speed", ctypes.c_double), ("caps", c_uint64), ("numa_node", c_int),
+                ("local_cpus", c_char_p), ("host_addressable", c_bool)]
 
 
 class ConfigEntry(ctypes.Structure):
     _fields_ = [("struct_size", c_size), ("name", c_char_p), ("default", c_char_p), ("value", c_char_p),
-                ("help", c_char_p), ("type", c_char_p), ("is_set", ctypes.c_bool)]
+                ("help", c_char_p), ("type", c_char_p), ("is_set", c_bool)]
+
+
+class RankInfo(ctypes.Structure):
+    _fields_ = [("struct_size", c_size), ("rank", c_int), ("node", c_int), ("local_rank", c_int),
+                ("host", c_char_p), ("backend", c_char_p), ("device_index", c_int), ("speed", ctypes.c_double),
+                ("pid", c_int64)]
+
+
+class Buffer(ctypes.Structure):
+    _fields_ = [("device", c_void_p), ("ptr", c_void_p), ("count", c_size), ("dtype", c_int)]
+
+
+class CkptParams(ctypes.Structure):
+    _fields_ = [("struct_size", c_size), ("dir", c_char_p), ("local_dir", c_char_p), ("keep", c_int),
+                ("busy", c_int), ("partner", c_int)]
+
+
+class CkptShard(ctypes.Structure):
+    _fields_ = [("row_offset", c_uint64), ("rows", c_uint64)]
 
 
 def _sig(name, argtypes, restype=c_status):
@@ -74,40 +153,76 @@ def _sig(name, argtypes, restype=c_status):
     return fn
 
 
-P = ctypes.POINTER
-_sig("hcrt_status_name", [ctypes.c_int], c_char_p)
-_sig("hcrt_status_string", [ctypes.c_int], c_char_p)
-_sig("hcrt_last_error", [c_void_p], c_char_p)
+V = c_void_p
+_sig("hcrt_status_name", [c_int], c_char_p)
+_sig("hcrt_status_string", [c_int], c_char_p)
+_sig("hcrt_last_error", [V], c_char_p)
 _sig("hcrt_api_version", [], ctypes.c_uint32)
-_sig("hcrt_version", [P(ctypes.c_int)] * 3, None)
+_sig("hcrt_version", [P(c_int)] * 3, None)
+_sig("hcrt_exit_status", [c_int], c_int)
+_sig("hcrt_exit_restartable", [c_int], c_bool)
+_sig("hcrt_exit_name", [c_int], c_char_p)
 _sig("hcrt_context_params_init", [P(ContextParams)], None)
-_sig("hcrt_init", [P(ContextParams), P(c_void_p)])
-_sig("hcrt_finalize", [c_void_p])
-_sig("hcrt_context_rank", [c_void_p, P(ctypes.c_int), P(ctypes.c_int)])
-_sig("hcrt_context_local_rank", [c_void_p, P(ctypes.c_int), P(ctypes.c_int)])
-_sig("hcrt_context_device", [c_void_p, P(c_void_p)])
-_sig("hcrt_device_host", [c_void_p, P(c_void_p)])
-_sig("hcrt_device_count", [c_void_p, P(ctypes.c_int)])
-_sig("hcrt_device_get", [c_void_p, ctypes.c_int, P(c_void_p)])
-_sig("hcrt_device_find", [c_void_p, c_char_p, ctypes.c_int, P(c_void_p)])
-_sig("hcrt_device_get_props", [c_void_p, P(DeviceProps)])
-_sig("hcrt_backend_count", [c_void_p, P(ctypes.c_int)])
-_sig("hcrt_backend_get_info", [c_void_p, ctypes.c_int, P(BackendInfo)])
+_sig("hcrt_init", [P(ContextParams), P(V)])
+_sig("hcrt_finalize", [V])
+_sig("hcrt_context_rank", [V, P(c_int), P(c_int)])
+_sig("hcrt_context_local_rank", [V, P(c_int), P(c_int)])
+_sig("hcrt_context_device", [V, P(V)])
+_sig("hcrt_device_host", [V, P(V)])
+_sig("hcrt_device_count", [V, P(c_int)])
+_sig("hcrt_device_get", [V, c_int, P(V)])
+_sig("hcrt_device_find", [V, c_char_p, c_int, P(V)])
+_sig("hcrt_device_get_props", [V, P(DeviceProps)])
+_sig("hcrt_backend_count", [V, P(c_int)])
+_sig("hcrt_backend_get_info", [V, c_int, P(BackendInfo)])
 _sig("hcrt_config_count", [], c_size)
-_sig("hcrt_config_get_entry", [c_void_p, c_size, P(ConfigEntry)])
-_sig("hcrt_config_get", [c_void_p, c_char_p, P(c_char_p)])
-_sig("hcrt_mem_alloc", [c_void_p, c_size, P(c_void_p)])
-_sig("hcrt_mem_free", [c_void_p, c_void_p])
-_sig("hcrt_memcpy", [c_void_p, c_void_p, c_void_p, c_void_p, c_size])
-_sig("hcrt_memset", [c_void_p, c_void_p, ctypes.c_int, c_size])
-_sig("hcrt_reduce", [c_void_p, c_void_p, c_void_p, c_size, ctypes.c_int, ctypes.c_int, c_void_p])
-_sig("hcrt_scale", [c_void_p, c_void_p, c_size, ctypes.c_int, ctypes.c_double, c_void_p])
+_sig("hcrt_config_get_entry", [V, c_size, P(ConfigEntry)])
+_sig("hcrt_config_get", [V, c_char_p, P(c_char_p)])
+_sig("hcrt_mem_alloc", [V, c_size, P(V)])
+_sig("hcrt_mem_free", [V, V])
+_sig("hcrt_memcpy", [V, V, V, V, c_size])
+_sig("hcrt_memset", [V, V, c_int, c_size])
+_sig("hcrt_reduce", [V, V, V, c_size, c_int, c_int, V])
+_sig("hcrt_scale", [V, V, c_size, c_int, ctypes.c_double, V])
 
-_sig("hcrt_comm_world", [c_void_p, P(c_void_p)])
-_sig("hcrt_comm_destroy", [c_void_p])
-_sig("hcrt_comm_rank", [c_void_p, P(ctypes.c_int)])
-_sig("hcrt_comm_size", [c_void_p, P(ctypes.c_int)])
-_sig("hcrt_comm_allreduce", [c_void_p, c_void_p, c_void_p, c_size, ctypes.c_int, ctypes.c_int, c_void_p])
-_sig("hcrt_comm_broadcast", [c_void_p, c_void_p, c_size, ctypes.c_int, ctypes.c_int, c_void_p])
-_sig("hcrt_comm_allgather", [c_void_p, c_void_p, c_void_p, c_size, ctypes.c_int, c_void_p])
-_sig("hcrt_comm_barrier", [c_void_p])
+_sig("hcrt_comm_world", [V, P(V)])
+_sig("hcrt_comm_from_mpi", [V, c_int64, P(V)])
+_sig("hcrt_comm_split", [V, c_int, c_int, P(V)])
+_sig("hcrt_comm_dup", [V, P(V)])
+_sig("hcrt_comm_destroy", [V])
+_sig("hcrt_comm_rank", [V, P(c_int)])
+_sig("hcrt_comm_size", [V, P(c_int)])
+_sig("hcrt_comm_node_count", [V, P(c_int)])
+_sig("hcrt_comm_rank_info", [V, c_int, P(RankInfo)])
+_sig("hcrt_comm_allreduce", [V, V, V, c_size, c_int, c_int, V])
+_sig("hcrt_comm_reduce", [V, V, V, c_size, c_int, c_int, c_int, V])
+_sig("hcrt_comm_broadcast", [V, V, c_size, c_int, c_int, V])
+_sig("hcrt_comm_allgather", [V, V, V, c_size, c_int, V])
+_sig("hcrt_comm_allgatherv", [V, V, V, P(c_size), P(c_size), c_int, V])
+_sig("hcrt_comm_reduce_scatter", [V, V, V, c_size, c_int, c_int, V])
+_sig("hcrt_comm_alltoall", [V, V, V, c_size, c_int, V])
+_sig("hcrt_comm_alltoallv", [V, V, P(c_size), P(c_size), V, P(c_size), P(c_size), c_int, V])
+_sig("hcrt_comm_gather", [V, V, V, c_size, c_int, c_int, V])
+_sig("hcrt_comm_scatter", [V, V, V, c_size, c_int, c_int, V])
+_sig("hcrt_comm_barrier", [V])
+_sig("hcrt_comm_send", [V, V, c_size, c_int, c_int, c_int, V])
+_sig("hcrt_comm_recv", [V, V, c_size, c_int, c_int, c_int, V])
+_sig("hcrt_comm_iallreduce", [V, V, V, c_size, c_int, c_int, V, P(V)])
+_sig("hcrt_comm_ibroadcast", [V, V, c_size, c_int, c_int, V, P(V)])
+_sig("hcrt_comm_iallgather", [V, V, V, c_size, c_int, V, P(V)])
+_sig("hcrt_comm_ireduce_scatter", [V, V, V, c_size, c_int, c_int, V, P(V)])
+_sig("hcrt_comm_ibarrier", [V, P(V)])
+_sig("hcrt_request_test", [V, P(c_bool)])
+_sig("hcrt_request_wait", [V])
+_sig("hcrt_request_free", [V])
+
+_sig("hcrt_ckpt_params_init", [P(CkptParams)], None)
+_sig("hcrt_ckpt_open", [V, V, P(CkptParams), P(V)])
+_sig("hcrt_ckpt_register", [V, c_char_p, Buffer, c_int, P(c_uint64), P(CkptShard)])
+_sig("hcrt_ckpt_save", [V, c_int64, V, c_size])
+_sig("hcrt_ckpt_wait", [V])
+_sig("hcrt_ckpt_test", [V, P(c_bool)])
+_sig("hcrt_ckpt_latest", [V, P(c_int64)])
+_sig("hcrt_ckpt_list", [V, P(c_int64), c_size, P(c_size)])
+_sig("hcrt_ckpt_restore", [V, c_int64, V, c_size, P(c_size), P(c_int64)])
+_sig("hcrt_ckpt_close", [V])

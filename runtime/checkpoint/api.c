@@ -170,9 +170,14 @@ hcrt_status_t hcrt_ckpt_register(hcrt_ckpt_t *ck, const char *name, hcrt_buffer_
     HCRT_CHECK_ARG(ctx, name != NULL, "name", "is NULL");
     HCRT_CHECK_ARG(ctx, hcrt__ckpt_name_ok(name), "name",
                    "is empty, longer than 255 bytes, or holds '/', '..' or control characters");
-    HCRT_CHECK_ARG(ctx, buf.device != NULL, "buf.device", "is NULL");
+    if (buf.device == NULL)
+        buf.device = ck->host; /* NULL means host memory, as everywhere */
+    HCRT_CHECK_ARG(ctx, buf.device->ctx == ctx, "buf.device", "belongs to another context");
     HCRT_CHECK_ARG(ctx, hcrt_dtype_size(buf.dtype) != 0, "buf.dtype", "is not a valid hcrt_dtype_t");
     HCRT_CHECK_ARG(ctx, buf.ptr != NULL || buf.count == 0, "buf.ptr", "is NULL with a non-zero count");
+    HCRT_CHECK_ARG(ctx, buf.count <= SIZE_MAX / hcrt_dtype_size(buf.dtype), "buf.count", "overflows");
+    HCRT_CHECK(
+        hcrt__mem_check(ctx, __func__, "buf", buf.ptr, buf.count * hcrt_dtype_size(buf.dtype), buf.device, false));
     HCRT_CHECK_ARG(ctx, ndims >= 1 && ndims <= HCRT_CKPT_MAX_DIMS, "ndims", "is not in 1..8");
     HCRT_CHECK_ARG(ctx, global_shape != NULL, "global_shape", "is NULL");
     if (ck->state != CKPT_IDLE)

@@ -2,9 +2,8 @@
  * runtime/checkpoint/snapshot.c - the host snapshot pool and the device->host copies of a save.
  *
  * The pool is allocated once (again only when the registered state grows) and touched page by page at
- * allocation: first touch of fresh memory costs about 14.5 us per 4 KiB page on this class of machine,
- * twenty times a copy of the same page, so a pool allocated per save would make the stall many times
- * the copy it exists to be.
+ * allocation: first touch of fresh memory costs many times a copy of the same page (docs/performance.md,
+ * "Memory"), so a pool allocated per save would make the stall many times the copy it exists to be.
  */
 #include <stdlib.h>
 #include <string.h>

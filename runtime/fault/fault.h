@@ -1,5 +1,5 @@
 /*
- * runtime/fault/fault.h - HCRT_FAULT: injected failures for tests (DESIGN section 8).
+ * runtime/fault/fault.h - HCRT_FAULT: injected failures for tests (docs/architecture.md, "Failures and the exit policy").
  *
  * The variable holds comma-separated rules, each `KIND[:key=value]...`:
  *

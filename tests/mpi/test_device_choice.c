@@ -1,5 +1,5 @@
 /*
- * tests/mpi/test_device_choice.c - which device each rank gets (DESIGN.md section 5), run under mpirun.
+ * tests/mpi/test_device_choice.c - which device each rank gets (docs/architecture.md, "Device choice"), run under mpirun.
  *
  * Modes (argv[1]):
  *   spread  every rank gets sim device local_rank % (sim device count); rank 0 gathers every rank's

@@ -59,6 +59,18 @@ def main():
         print(text)
         print("FAIL: f16 comparison note missing")
         failures += 1
+    # without --check nothing was checked: '-' in #wrong and null in the JSON, never a reassuring 0
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "nocheck.json")
+        text = run([mpirun] + margs + ["-np", "2", bench, "-b", "8", "-e", "64", "-f", "8", "-n", "2", "--json", out])
+        rows = [l.split() for l in text.splitlines() if l and not l.startswith("#")]
+        if len(rows) != 2 or any(r[7] != "-" for r in rows):
+            print(text)
+            print("FAIL: #wrong without --check is not '-'")
+            failures += 1
+        if any(r["wrong"] is not None for r in json.load(open(out))["results"]):
+            print("FAIL: JSON wrong without --check is not null")
+            failures += 1
     # a bad flag is a usage error
     p = subprocess.run([bench, "-c", "nosuch"], capture_output=True, text=True)
     if p.returncode != 2 or "unknown collective" not in p.stderr:

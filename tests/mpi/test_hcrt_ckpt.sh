@@ -37,6 +37,13 @@ grep -q "rows \[1334, 2667)  rank 1" "$T/out" || fail "show lacks rank 1's shard
 expect 0 diff "$T/a" 3 "$T/b" 3
 expect 1 diff "$T/a" 3 "$T/b" 2
 grep -q "big .*differs: 1600000 elements, max |difference| 1e+07" "$T/out" || fail "diff figures"
+# A tensor of another shape or dtype is named with both shapes or dtypes.
+# (stress mode saves big as [400, 400]; the dtype of mask is edited in its manifest, same element size)
+$RUN -x CKPT_JOB_HCRT_CKPT="$TOOL" -np 2 "$JOB" stress "$T/c" "$T/cl" 3 host >/dev/null 2>&1 || fail "save c"
+sed -i 's/"dtype": "u8"/"dtype": "i8"/' "$T/c/step-00000003/manifest.json"
+expect 1 diff "$T/b" 3 "$T/c" 3
+grep -q "big .*differs in shape (\[4000, 400\] vs \[400, 400\])" "$T/out" || fail "diff does not name the shapes"
+grep -q "mask .*differs in dtype (u8 vs i8)" "$T/out" || fail "diff does not name the dtypes"
 # A flipped bit and a truncated file are reported by file, tensor and chunk.
 printf '\001' | dd of="$T/a/step-00000003/rank-00002.bin" bs=1 seek=70000 conv=notrunc 2>/dev/null
 expect 1 verify "$T/a" 3

@@ -508,7 +508,7 @@ static void test_bad_args(hcrt_context_t *ctx, hcrt_device_t *host, hcrt_device_
         /* a range running past the end of its allocation */
         CHECK_STATUS(ctx, hcrt_memcpy(d0, (char *)p + 60, host, h, 8), HCRT_ERR_INVALID_ARG);
         CHECK_STATUS(ctx, hcrt_reduce(d0, p, p, 17, HCRT_F32, HCRT_OP_SUM, NULL), HCRT_ERR_INVALID_ARG);
-        CHECK(strstr(hcrt_last_error(ctx), "live allocation") != NULL);
+        CHECK(strstr(hcrt_last_error(ctx), "which has 64 bytes") != NULL);
         /* memory of sim device 0 used on sim device 1 */
         hcrt_device_t *d1 = NULL;
         if (hcrt_device_find(ctx, "sim", 1, &d1) == HCRT_OK) {

@@ -192,11 +192,17 @@ int main(void)
         hcrt_finalize(ctx);
     }
 
-    /* A name that exists nowhere is reported. */
-    ctx = init_capture("sim,nosuchthing", log, sizeof(log), &st);
-    CHECK(st == HCRT_OK && ctx);
-    CHECK_MSG(strstr(log, "'nosuchthing'") != NULL, "unknown backend name not reported");
-    hcrt_finalize(ctx);
+    /* A name that matches no plugin (a typo) is a configuration error naming it, never a silent run on
+     * whatever else loads; in a negated list too. */
+    const char *typos[] = {"sim,nosuchthing", "^nosuchthing", "nosuchthing"};
+    for (size_t i = 0; i < sizeof(typos) / sizeof(typos[0]); i++) {
+        ctx = init_capture(typos[i], log, sizeof(log), &st);
+        CHECK_MSG(st == HCRT_ERR_CONFIG && ctx == NULL, "filter '%s': %s", typos[i], hcrt_status_name(st));
+        CHECK_MSG(strstr(hcrt_last_error(NULL), "'nosuchthing'") != NULL &&
+                      strstr(hcrt_last_error(NULL), "HCRT_BACKENDS") != NULL,
+                  "unknown backend name not named: %s", hcrt_last_error(NULL));
+        hcrt_finalize(ctx);
+    }
 
     /* The environment variable works like params->backends. */
     setenv("HCRT_BACKENDS", "^fakegood", 1);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""hcrt-info: the JSON report, the plain report, and the command line (DESIGN.md section 10).
+"""hcrt-info: the JSON report, the plain report, and the command line (its --help).
 
 Usage: test_hcrt_info.py PATH/TO/hcrt-info   (run by meson with test_env: HCRT_BACKEND_PATH, HCRT_BUILD_DIR)
        test_hcrt_info.py PATH/TO/hcrt-info --mpi MPIRUN [MPIRUN ARGS...]
@@ -179,8 +179,33 @@ def main():
     # ---- init failure is reported, exit 1 ----
     p = run(exe, env_extra={"HCRT_TIMEOUT": "soon"})
     check(p.returncode == 1 and "HCRT_TIMEOUT" in p.stderr, f"bad HCRT_TIMEOUT: exit {p.returncode}, {p.stderr!r}")
-    p = run(exe, "--json", env_extra={"HCRT_DEVICE": "sim:9"})
-    check(p.returncode == 1 and "HCRT_DEVICE" in p.stderr, f"HCRT_DEVICE=sim:9: exit {p.returncode}, {p.stderr!r}")
+    # A bad variable still gets the report (backends and devices) and the report points at the variable.
+    for var, value in (("HCRT_DEVICE", "sim:9"), ("HCRT_BACKENDS", "zzz"), ("HCRT_DEVICE", "nosuch")):
+        p = run(exe, "--json", env_extra={**sim_env, var: value})
+        what = f"{var}={value}"
+        check(p.returncode == 1 and var in p.stderr, f"{what}: exit {p.returncode}, {p.stderr!r}")
+        try:
+            r = json.loads(p.stdout)
+        except ValueError:
+            check(False, f"{what}: no JSON report: {p.stdout!r}")
+            continue
+        err = r["init_error"]
+        check(err is not None and var in err["message"] and f"{var}='{value}'" in err["ignored"],
+              f"{what}: init_error {err}")
+        check(backend(r, "sim") is not None and backend(r, "sim")["status"] == "loaded"
+              and len(backend(r, "sim")["devices"]) == 3, f"{what}: sim not listed: {r['backends']}")
+        p = run(exe, env_extra={**sim_env, var: value})
+        check(p.returncode == 1 and "Configuration error" in p.stdout and f"{var}='{value}'" in p.stdout
+              and "sim device 2" in p.stdout, f"{what}: plain report {p.returncode}: {p.stdout[:400]!r}")
+    p = run(exe, "--json", env_extra=sim_env)
+    check(p.returncode == 0 and json.loads(p.stdout)["init_error"] is None, "init_error not null on success")
+
+    # Run from the build tree, the tools find the build tree's plugins without HCRT_BACKEND_PATH.
+    env = {k: v for k, v in os.environ.items() if k != "HCRT_BACKEND_PATH"}
+    p = subprocess.run([exe, "--json"], env={**env, **sim_env}, capture_output=True, text=True, timeout=60)
+    sim = backend(json.loads(p.stdout), "sim") if p.returncode == 0 else None
+    check(sim is not None and sim["status"] == "loaded" and sim["path"].startswith(os.environ["HCRT_BUILD_DIR"]),
+          f"without HCRT_BACKEND_PATH: exit {p.returncode}, sim {sim}")
 
     if failures:
         print(f"{len(failures)} check(s) failed", file=sys.stderr)

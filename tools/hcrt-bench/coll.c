@@ -11,7 +11,7 @@
  * different rank counts compare with the hardware's bandwidth. With --compare-mpi the same operation
  * runs through Open MPI on host buffers of the same size, timed the same way, and the ratio is
  * hcrt busbw / MPI busbw. --check fills inputs with known values after the timing and counts wrong
- * elements of one more run (#wrong).
+ * elements of one more run (#wrong; "-" and JSON null without --check: nothing was checked).
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -59,7 +59,7 @@ static void usage(FILE *f)
             "  -r, --repeat R        time each size R times and keep the fastest, for hcrt and MPI alike\n"
             "                        (default 1; helps on a machine shared with other work)\n"
             "      --backend B       where hcrt's buffers live: cpu (default) or sim (each rank's sim device)\n"
-            "      --check           verify results and count wrong elements\n"
+            "      --check           verify results and count wrong elements (#wrong is - without it)\n"
             "      --compare-mpi     also time Open MPI on host buffers of the same size, with the ratio\n"
             "      --json FILE       write the results as JSON (rank 0)\n"
             "  -h, --help            this text\n"
@@ -490,15 +490,19 @@ int hcrt_bench_coll_main(int argc, char **argv)
         if (rank == 0) {
             char sb[32];
             fmt_size(sb, sizeof(sb), opbytes);
-            printf(" %11s %12zu %6s %6s %10.2f %9.3f %9.3f %7ld", sb, count, hcrt_dtype_name(o.dtype),
-                   hcrt_op_name(o.op), t * 1e6, algbw, busbw, o.check ? wrong : 0L);
+            /* "-": nothing was checked, which is not the same as nothing wrong. */
+            char wrongs[24] = "-";
+            if (o.check)
+                snprintf(wrongs, sizeof(wrongs), "%ld", wrong);
+            printf(" %11s %12zu %6s %6s %10.2f %9.3f %9.3f %7s", sb, count, hcrt_dtype_name(o.dtype),
+                   hcrt_op_name(o.op), t * 1e6, algbw, busbw, wrongs);
             if (mpi_ok)
                 printf(" %12.2f %9.3f %7.2f", mt * 1e6, mbus, busbw / mbus);
             printf("\n");
             fflush(stdout);
-            json_t *row = json_pack("{s:I, s:I, s:f, s:f, s:f, s:I}", "bytes", (json_int_t)opbytes, "count",
+            json_t *row = json_pack("{s:I, s:I, s:f, s:f, s:f, s:o}", "bytes", (json_int_t)opbytes, "count",
                                     (json_int_t)count, "time_us", t * 1e6, "algbw_gbs", algbw, "busbw_gbs", busbw,
-                                    "wrong", (json_int_t)wrong);
+                                    "wrong", o.check ? json_integer((json_int_t)wrong) : json_null());
             if (mpi_ok) {
                 json_object_set_new(row, "mpi_time_us", json_real(mt * 1e6));
                 json_object_set_new(row, "mpi_busbw_gbs", json_real(mbus));

@@ -1,6 +1,7 @@
 /*
- * hcrt-ckpt - inspect, verify, compare and clean checkpoint directories without MPI (DESIGN section 7,
- * format in docs/checkpoint-format.md). It reads exactly what a restore reads and trusts nothing in it.
+ * hcrt-ckpt - inspect, verify, compare and clean checkpoint directories without MPI (format in
+ * docs/checkpoint-format.md, the flow in docs/architecture.md). It reads exactly what a restore reads and
+ * trusts nothing in it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -76,6 +77,15 @@ static const char *human(uint64_t bytes, char *buf, size_t cap)
         i++;
     }
     snprintf(buf, cap, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+    return buf;
+}
+
+/* "4000, 400": a tensor's global shape, for show and diff. */
+static const char *shape_string(const hcrt__ckpt_tensor_t *tn, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (int d = 0; d < tn->ndims; d++)
+        snprintf(buf + strlen(buf), cap - strlen(buf), "%s%" PRIu64, d ? ", " : "", tn->shape[d]);
     return buf;
 }
 
@@ -238,11 +248,9 @@ static int cmd_show(const char *dir, int64_t step)
     printf("\ntensors:\n");
     for (int t = 0; t < m->ntensors; t++) {
         const hcrt__ckpt_tensor_t *tn = &m->tensors[t];
-        char shape[256] = "";
-        for (int d = 0; d < tn->ndims; d++)
-            snprintf(shape + strlen(shape), sizeof(shape) - strlen(shape), "%s%" PRIu64, d ? ", " : "", tn->shape[d]);
-        printf("  %-32s %-5s [%s] %s\n", tn->name, hcrt__ckpt_dtype_name(tn->dtype), shape,
-               tn->replicated ? "replicated" : "sharded");
+        char shape[256];
+        printf("  %-32s %-5s [%s] %s\n", tn->name, hcrt__ckpt_dtype_name(tn->dtype),
+               shape_string(tn, shape, sizeof(shape)), tn->replicated ? "replicated" : "sharded");
         for (int k = 0; k < tn->nshards; k++) {
             const hcrt__ckpt_shard_t *sh = &tn->shards[k];
             printf("      rows [%" PRIu64 ", %" PRIu64 ")  rank %d  %s @ %" PRIu64 "  %s  %" PRIu64 " chunk%s\n",
@@ -316,10 +324,19 @@ static int cmd_diff(const char *d1, int64_t s1, const char *d2, int64_t s2)
             differ++;
             continue;
         }
-        if (ta->dtype != tb->dtype || ta->ndims != tb->ndims ||
-            memcmp(ta->shape, tb->shape, sizeof(uint64_t) * (size_t)ta->ndims) != 0) {
-            printf("%-32s differs in dtype or shape (%s vs %s)\n", ta->name, hcrt__ckpt_dtype_name(ta->dtype),
-                   hcrt__ckpt_dtype_name(tb->dtype));
+        bool dtype_differs = ta->dtype != tb->dtype;
+        bool shape_differs =
+            ta->ndims != tb->ndims || memcmp(ta->shape, tb->shape, sizeof(uint64_t) * (size_t)ta->ndims) != 0;
+        if (dtype_differs || shape_differs) {
+            char sa[256], sb[256], what[600] = "";
+            if (dtype_differs)
+                snprintf(what, sizeof(what), "dtype (%s vs %s)", hcrt__ckpt_dtype_name(ta->dtype),
+                         hcrt__ckpt_dtype_name(tb->dtype));
+            if (shape_differs)
+                snprintf(what + strlen(what), sizeof(what) - strlen(what), "%sshape ([%s] vs [%s])",
+                         dtype_differs ? " and " : "", shape_string(ta, sa, sizeof(sa)),
+                         shape_string(tb, sb, sizeof(sb)));
+            printf("%-32s differs in %s\n", ta->name, what);
             differ++;
             continue;
         }

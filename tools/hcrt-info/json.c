@@ -1,6 +1,6 @@
 /*
- * tools/hcrt-info/json.c - the report as one JSON object (keys version, backends, topology, mpi, config,
- * plus selected and ranks), for scripts and tests.
+ * tools/hcrt-info/json.c - the report as one JSON object (keys version, init_error, backends, topology,
+ * mpi, config, plus selected and ranks), for scripts and tests.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -58,6 +58,16 @@ static json_t *report_json(const info_report_t *r)
     snprintf(buf, sizeof(buf), "%u.%u", r->api_version >> 16, r->api_version & 0xffffu);
     put(ver, "api", json_string(buf));
     put(root, "version", ver);
+
+    /* null when hcrt_init succeeded; otherwise why it did not, and the variables left out of this report. */
+    json_t *init_error = json_null();
+    if (r->init_status != NULL) {
+        init_error = json_object();
+        put(init_error, "status", json_string(r->init_status));
+        put(init_error, "message", json_string(r->init_error));
+        put(init_error, "ignored", json_string(r->ignored));
+    }
+    put(root, "init_error", init_error);
 
     json_t *backends = json_array();
     for (int b = 0; b < r->nbackends; b++) {

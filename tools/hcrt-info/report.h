@@ -57,6 +57,12 @@ typedef struct info_report {
 
     size_t nconfig;
     hcrt_config_entry_t *config;
+
+    /* When hcrt_init failed with this environment: its status and message, and the variables the report
+     * was made without ("HCRT_DEVICE='sim:9'", space-separated). init_status NULL: init succeeded. */
+    const char *init_status;
+    char init_error[1024];
+    char ignored[512];
 } info_report_t;
 
 /* Fills `r` from the context; on failure prints why to stderr and returns the status. */

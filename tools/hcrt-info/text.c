@@ -43,6 +43,10 @@ int info_print_text(const info_report_t *r)
 {
     printf("hcrt %d.%d.%d (API %u.%u)\n\n", r->major, r->minor, r->patch, r->api_version >> 16,
            r->api_version & 0xffffu);
+    if (r->init_status != NULL)
+        printf("Configuration error: hcrt_init fails with this environment (%s): %s\n"
+               "  This report is what hcrt sees without %s.\n\n",
+               r->init_status, r->init_error, r->ignored);
 
     printf("Backends:\n");
     for (int b = 0; b < r->nbackends; b++) {

@@ -1,8 +1,9 @@
 /*
- * hcrt-run - the restart loop (docs/goodput.md, DESIGN "Failures"): launches a job with mpirun, watches
- * it, classifies how each attempt ended by the exit policy (hcrt/exit.h), relaunches restartable
- * failures after a short backoff (on fewer ranks after a node loss, down to --min-np: the checkpoint
- * reshards), and ends with a report of attempts, lost time, recovery per restart and goodput.
+ * hcrt-run - the restart loop (docs/goodput.md, docs/architecture.md "Failures and the exit policy"):
+ * launches a job with mpirun, watches it, classifies how each attempt ended by the exit policy
+ * (hcrt/exit.h), relaunches restartable failures after a short backoff (on fewer ranks after a node
+ * loss, down to --min-np: the checkpoint reshards), and ends with a report of attempts, lost time,
+ * recovery per restart and goodput.
  * With --simulate it predicts goodput at scale instead (simulate.c).
  */
 #include <errno.h>

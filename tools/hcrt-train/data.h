@@ -2,7 +2,7 @@
  * tools/hcrt-train/data.h - the synthetic classification set hcrt-train learns.
  *
  * Inputs are uniform in [-1, 1) (exact f32 values drawn from a counter-based generator), labels are the
- * argmax of a fixed random "teacher" network (in -> 16 ReLU -> classes) drawn from the same seed. Sample
+ * argmax of a fixed random "teacher" network (in -> 8 ReLU -> classes, in f32) drawn from the same seed. Sample
  * i of global step s is a pure function of (seed, s, i): every rank can make any sample on its own, so
  * the global batches are the same whatever the world size, device mix, batch split or restart.
  */
@@ -15,7 +15,7 @@
 typedef struct train_data {
     uint64_t seed;
     int in, classes, hidden;
-    double *w1, *b1, *w2, *b2; /* teacher: [in x hidden], [hidden], [hidden x classes], [classes] */
+    float *w1, *b1, *w2, *b2; /* teacher: [in x hidden], [hidden], [hidden x classes], [classes] */
 } train_data_t;
 
 /* Draws the teacher from `seed`. Returns 0, or -1 when out of memory. */

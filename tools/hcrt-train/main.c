@@ -22,7 +22,7 @@ static void usage(FILE *out)
             "computes on its device (HCRT_DEVICE, else by node-local rank); the balancer splits each global\n"
             "batch in whole micro-batches in proportion to the ranks' measured speed.\n"
             "\n"
-            "  --layers D0,D1,...,DL  layer sizes: inputs, hidden layers, classes (default 512,512,512,10)\n"
+            "  --layers D0,D1,...,DL  layer sizes: inputs, hidden layers, classes (default 512,1024,1024,10)\n"
             "  --steps S              training steps (default 100)\n"
             "  --global-batch B       samples per step, a multiple of the micro-batch (default 2048)\n"
             "  --micro-batch m        samples per micro-batch (default 32)\n"
@@ -102,7 +102,7 @@ static int parse_args(int argc, char **argv, train_opts_t *o)
     char err[256];
     int64_t v;
     bool lr_set = false, momentum_set = false;
-    const char *layers = "512,512,512,10";
+    const char *layers = "512,1024,1024,10";
     memset(o, 0, sizeof(*o));
     o->steps = 100;
     o->global_batch = 2048;

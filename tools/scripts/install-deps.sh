@@ -5,7 +5,8 @@ set -eu
 
 # libopenblas0: only `hcrt-bench gemm` uses it (opened at run time), to compare hcrt's gemm with OpenBLAS.
 pkgs="gcc make meson ninja-build pkg-config libopenmpi-dev openmpi-bin libhwloc-dev hwloc libjansson-dev
-      libxxhash-dev clang libclang-rt-14-dev hipcc libamdhip64-dev python3 libopenblas0"
+      libxxhash-dev clang libclang-rt-14-dev hipcc libamdhip64-dev python3 libopenblas0 python3-dev python3-pip
+      python3-venv python3-setuptools"
 
 missing=""
 for p in $pkgs; do
@@ -28,8 +29,14 @@ if [ -n "$missing" ]; then
     fi
 fi
 
-# numpy for the Python binding's tests (the binding itself needs only ctypes).
-if ! python3 -c 'import numpy' 2>/dev/null; then
-    echo "hcrt: installing numpy with pip"
-    python3 -m pip install -q numpy || python3 -m pip install -q --break-system-packages numpy
+# What the Python tests need (the binding itself needs only ctypes): numpy; pytest; mpi4py (the
+# communicator-from-mpi4py path; it builds against Open MPI with mpicc when pip has no wheel); setuptools
+# and wheel, with which the pip-install test builds ./python offline (--no-build-isolation).
+py_missing=""
+for mod in numpy pytest mpi4py setuptools wheel; do
+    python3 -c "import $mod" 2>/dev/null || py_missing="$py_missing $mod"
+done
+if [ -n "$py_missing" ]; then
+    echo "hcrt: installing Python packages with pip:$py_missing"
+    python3 -m pip install -q $py_missing || python3 -m pip install -q --break-system-packages $py_missing
 fi
