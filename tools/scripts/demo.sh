@@ -6,7 +6,6 @@
 set -eu
 build=${1:-build}
 [ $# -gt 0 ] && shift
-export HCRT_BACKEND_PATH="$build/backends/sim:$build/backends/cuda:$build/backends/hip"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export HCRT_SIM_DEVICES=1
 train="$build/tools/hcrt-train/hcrt-train"
