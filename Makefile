@@ -11,7 +11,7 @@ JOBS ?= $(shell nproc)
 all: build
 
 help:
-	@echo "make demo    install what is missing, build, run the main job (4 ranks on cpu and sim devices)"
+	@echo "make demo    install what is missing, build, run the training job (4 ranks: sim devices of 3 speeds and a cpu)"
 	@echo "make test    install what is missing, build (plain and sanitizer), run every test suite"
 	@echo "make build   configure and build into $(BUILD)/"
 	@echo "make install install into the meson prefix"

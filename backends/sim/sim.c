@@ -8,8 +8,11 @@
  * never a crash; the data itself lives in a separate storage mapping (sim_heap.c).
  *
  * Work runs in the caller (no stream) or on the stream's worker thread, like the cpu backend; each kernel
- * and copy then sleeps for (1/speed - 1) times its measured duration, so a device of speed 0.5 takes
- * twice as long as the host for the same work and the difference shows in event timings.
+ * and copy then sleeps for (1/speed - 1) times the CPU time it took, so a device of speed 0.5 takes
+ * twice as long as the host for the same work and the difference shows in event timings. CPU time, not
+ * wall time: when ranks outnumber the cores, the time an op spends descheduled is the host's, not the
+ * emulated chip's, and stretching it too would make a slow device's slowness grow with the host's load
+ * (two ranks contending for a core would see a 0.25-speed device run at a fraction of that).
  *
  * Faults are decided when an op is called, from per-device counters, so they are deterministic: the Nth
  * allocation or copy of a device fails with HCRT_ERR_BACKEND, and after lost_after ops every op of the
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels/host_kernels.h"
 #include "backends/common/hostcomp.h"
@@ -239,6 +243,38 @@ static void sim_upload(void *dst, const void *src, size_t n)
 #endif
 }
 
+/* CPU time of the calling thread: what an op cost, without the time the host's scheduler gave others. */
+static double sim_thread_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Seconds of stretch this thread still owes (negative: it overslept and is ahead). */
+static _Thread_local double sim_debt;
+/* Stretches shorter than this are owed, not slept: a sleep overshoots by tens of microseconds. */
+#define SIM_MIN_SLEEP 50e-6
+
+/*
+ * Makes the calling thread take `seconds` longer. A training step is many small ops, and sleeping after
+ * each would add each sleep's overshoot (timer slack, wake-up latency: tens of microseconds, more on a
+ * loaded host) to the device's time, so a device of speed 0.5 would look three or four times slower than
+ * speed 1. Instead the thread keeps a debt: small stretches add up until they are worth a sleep, and
+ * the time actually slept is paid off, so an overshoot is taken from the next ops' stretch. The total
+ * stays within SIM_MIN_SLEEP plus one overshoot of (1/speed - 1) times the CPU time, however the ops
+ * are cut.
+ */
+static void sim_stretch(double seconds)
+{
+    sim_debt += seconds;
+    if (sim_debt < SIM_MIN_SLEEP)
+        return;
+    const double t0 = hcrt__wq_now();
+    hcrt__wq_sleep(sim_debt);
+    sim_debt -= hcrt__wq_now() - t0;
+}
+
 static hcrt_status_t sim_exec(void *arg, char *msg)
 {
     const sim_op_t *o = arg;
@@ -250,7 +286,7 @@ static hcrt_status_t sim_exec(void *arg, char *msg)
     }
     /* Only a slower device needs the op's duration (no clock reads at speed 1 or above). */
     const double speed = o->st->speed;
-    const double t0 = speed < 1.0 ? hcrt__wq_now() : 0;
+    const double t0 = speed < 1.0 ? sim_thread_seconds() : 0;
     hcrt_status_t status = HCRT_OK;
     switch (o->kind) {
     case SIM_MEMSET:
@@ -284,9 +320,9 @@ static hcrt_status_t sim_exec(void *arg, char *msg)
         sim_fail(o->st, o->dev, status, "%s", msg);
         return status;
     }
-    /* A slower device: stretch the measured duration t to t / speed. */
+    /* A slower device: stretch the op's CPU time t to t / speed. */
     if (speed < 1.0)
-        hcrt__wq_sleep((hcrt__wq_now() - t0) * (1.0 / speed - 1.0));
+        sim_stretch((sim_thread_seconds() - t0) * (1.0 / speed - 1.0));
     return HCRT_OK;
 }
 
