@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "kernels/host_kernels.h"
-#include "test.h"
+#include "test_mpi.h"
 
 static hcrt_context_t *ctx;
 static hcrt_comm_t *comm;
@@ -455,27 +455,6 @@ static void fill_floats(float *x, size_t n, int r)
     }
 }
 
-static uint64_t hash(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-/* Every rank holds the same hash. */
-static void check_same_everywhere(uint64_t h, const char *what)
-{
-    uint64_t *all = xmalloc((size_t)nranks * sizeof(*all));
-    MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
-    for (int r = 1; r < nranks; r++)
-        CHECK_MSG(all[r] == all[0], "%s: rank %d's result bits differ from rank 0's", what, r);
-    free(all);
-}
-
 static int determinism(void)
 {
     static const size_t sizes[] = {5, 1000, 70000, (1u << 20) + 5};
@@ -486,24 +465,24 @@ static int determinism(void)
         uint64_t first = 0;
         for (int rep = 0; rep < 3; rep++) {
             REQUIRE_OK(ctx, hcrt_comm_allreduce(comm, in, out, n, HCRT_F32, HCRT_OP_SUM, NULL));
-            uint64_t h = hash(out, n * 4);
+            uint64_t h = test_hash(out, n * 4);
             if (rep == 0)
                 first = h;
             CHECK_MSG(h == first, "count %zu: repeat %d gave other bits", n, rep);
         }
-        check_same_everywhere(first, "allreduce f32 sum");
+        test_same_everywhere(first, "allreduce f32 sum");
         /* bf16 accumulates in f32 and rounds each step: also deterministic */
         uint16_t *b = xmalloc(n * 2);
         for (size_t i = 0; i < n; i++)
             b[i] = hcrt__f32_to_bf16(in[i]);
         REQUIRE_OK(ctx, hcrt_comm_allreduce(comm, HCRT_IN_PLACE, b, n, HCRT_BF16, HCRT_OP_AVG, NULL));
-        check_same_everywhere(hash(b, n * 2), "allreduce bf16 avg");
+        test_same_everywhere(test_hash(b, n * 2), "allreduce bf16 avg");
         /* The nonblocking path (ring / recursive doubling) is deterministic across ranks as well. */
         hcrt_request_t *req = NULL;
         REQUIRE_OK(ctx, hcrt_comm_iallreduce(comm, in, out, n, HCRT_F32, HCRT_OP_SUM, NULL, &req));
         CHECK_OK(ctx, hcrt_request_wait(req));
         hcrt_request_free(req);
-        check_same_everywhere(hash(out, n * 4), "iallreduce f32 sum");
+        test_same_everywhere(test_hash(out, n * 4), "iallreduce f32 sum");
         free(b);
         free(in);
         free(out);
@@ -538,7 +517,7 @@ static int mixed(void)
         buf_read(&br, got, n * 4);
         CHECK_MSG(memcmp(got, ref, n * 4) == 0, "count %zu: %s device result differs from the host run", n,
                   hcrt_device_backend(mine));
-        check_same_everywhere(hash(got, n * 4), "mixed allreduce");
+        test_same_everywhere(test_hash(got, n * 4), "mixed allreduce");
         /* Other collectives on mixed devices, against the host run as well. */
         size_t m = n / (size_t)nranks + 1;
         float *gref = xmalloc(m * 4 * (size_t)nranks), *ggot = xmalloc(m * 4 * (size_t)nranks);
