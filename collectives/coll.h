@@ -89,6 +89,9 @@ typedef struct hcrt__sched {
 
 void hcrt__sched_init(hcrt__sched_t *s, struct hcrt_comm *comm, hcrt_dtype_t dtype, hcrt_op_t op, int tag);
 void hcrt__sched_fini(hcrt__sched_t *s);
+/* Empties a schedule for another call, keeping its arrays (a schedule kept for every call saves their
+ * allocations, which matter to small messages). */
+void hcrt__sched_reuse(hcrt__sched_t *s, hcrt_dtype_t dtype, hcrt_op_t op, int tag);
 /* Appends a step to the current (last) round. */
 hcrt_status_t hcrt__sched_add(hcrt__sched_t *s, const hcrt__step_t *step);
 /* Closes the current round; the next step opens a new one. Empty rounds are dropped. */

@@ -32,6 +32,21 @@ void hcrt__sched_fini(hcrt__sched_t *s)
     memset(s, 0, sizeof(*s));
 }
 
+void hcrt__sched_reuse(hcrt__sched_t *s, hcrt_dtype_t dtype, hcrt_op_t op, int tag)
+{
+    for (size_t i = 0; i < s->nowned; i++)
+        free(s->owned[i]);
+    s->nowned = 0;
+    s->nsteps = s->nrounds = s->round = 0;
+    s->started = false;
+    s->stage = NULL;
+    s->stream_out = s->sync_copies = false;
+    s->status = HCRT_OK;
+    s->dtype = dtype;
+    s->op = op;
+    s->tag = tag;
+}
+
 hcrt_status_t hcrt__sched_own(hcrt__sched_t *s, void *p)
 {
     if (s->nowned == s->owncap) {

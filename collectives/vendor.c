@@ -446,22 +446,27 @@ hcrt_status_t hcrt__vendor_run(struct hcrt_comm *c, const hcrt__args_t *a, uint6
         if (!root_only || c->rank == a->root)
             HCRT_CHECK_GOTO(hcrt_memcpy(host, (void *)h.send, a->device, a->send, sbytes), status, out);
     }
-    hcrt__sched_t s;
+    /* One schedule kept for every call: its arrays are reused, which matters to small messages. */
+    hcrt__sched_t *s = &v->sched_keep;
     int nb = 0;
-    hcrt__sched_init(&s, c, a->dtype, a->op, (int)(seq % HCRT__TAG_SPAN));
-    status = hcrt__vendor_build(c, &h, &s, blocks + nblocks, &nb);
+    if (!v->sched_ready)
+        hcrt__sched_init(s, c, a->dtype, a->op, (int)(seq % HCRT__TAG_SPAN));
+    else
+        hcrt__sched_reuse(s, a->dtype, a->op, (int)(seq % HCRT__TAG_SPAN));
+    v->sched_ready = true;
+    status = hcrt__vendor_build(c, &h, s, blocks + nblocks, &nb);
     if (status == HCRT_OK) {
         v->step = name;
         v->step_seq = seq;
-        v->sched = &s;
-        status = hcrt__run_blocking(c, &s, name, seq, bytes);
+        v->sched = s;
+        status = hcrt__run_blocking(c, s, name, seq, bytes);
         v->step = NULL;
         v->sched = NULL;
     }
     for (int i = 0; i < nb; i++)
         hcrt__pool_put(blocks[nblocks + i]);
-    hcrt__stage_put(s.stage);
-    hcrt__sched_fini(&s);
+    hcrt__stage_put(s->stage);
+    s->stage = NULL;
     if (status == HCRT_OK && bounce)
         status = hcrt_memcpy(a->device, a->recv, host, h.recv, rbytes);
     if (status != HCRT_OK && v->dev != NULL)
@@ -540,6 +545,8 @@ void hcrt__vendor_destroy(struct hcrt_comm *c)
     }
     if (v->dscratch != NULL)
         hcrt_mem_free(v->dev, v->dscratch);
+    if (v->sched_ready)
+        hcrt__sched_fini(&v->sched_keep);
     vendor_free(v);
     c->vendor = NULL;
 }

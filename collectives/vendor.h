@@ -58,6 +58,8 @@ typedef struct hcrt__vendor {
     void *dscratch;
     size_t dscratch_bytes;
     int maxm; /* the largest vendor group's size */
+    hcrt__sched_t sched_keep; /* the schedule of every vendor-group call (its arrays reused) */
+    bool sched_ready;
     /* The exchange window (set up with the vendor communicators when the node holds several ranks): each
      * node rank puts its partial of the segment being exchanged in its slot, and its node peers fold it
      * straight from there instead of receiving it over MPI. Slots alternate by epoch parity. */
