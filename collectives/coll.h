@@ -21,25 +21,25 @@
 /* ---- schedules (sched.c) ------------------------------------------------------------------------ */
 
 typedef enum hcrt__step_kind {
-    HCRT__STEP_SEND,     /* pollable: MPI_Isend(src, bytes) to peer */
-    HCRT__STEP_RECV,     /* pollable: MPI_Irecv(dst, bytes) from peer */
-    HCRT__STEP_MPI,      /* pollable: a nonblocking MPI collective started by start_mpi() */
-    HCRT__STEP_COPY,     /* local: memcpy(dst, src, bytes) on host memory (value 1: streaming stores) */
-    HCRT__STEP_REDUCE3,  /* local: dst = op(src, src2), count elements */
-    HCRT__STEP_SCALE,    /* local: dst *= factor, count elements */
-    HCRT__STEP_SHM_POST, /* local: store value into this rank's flag `flag` (release) */
-    HCRT__STEP_SHM_WAIT, /* pollable: node ranks [peer, peer + bytes) (bytes 0: all) have flag >= value */
-    HCRT__STEP_DCOPY,    /* local: enqueue an async device copy on the stage's stream, record event `flag`
-                          * (value 1: H2D, 0: D2H, 2: D2D; peer 1: copy synchronously instead, for small
-                          * messages) */
-    HCRT__STEP_EVENT,    /* pollable: the stage's event `ev` completed (value 1: the work before it waits
-                          * for peers, e.g. a vendor collective, so it is polled under the deadline and
-                          * never slept on; an error of that work fails the schedule) */
-    HCRT__STEP_DKERNEL,  /* local: enqueue a device kernel on the stage's stream (value 0: reduce3
-                          * dst = op(src, src2); 1: scale dst by factor), the element count in `bytes` */
-    HCRT__STEP_RECORD,   /* local: record the stage's event `flag` on its stream */
-    HCRT__STEP_VCOLL,    /* local: enqueue a vendor collective on the stage's stream (vendor.h: value is
-                          * the kind, bytes the count, peer the root; src/dst device buffers) */
+    HCRT__STEP_SEND,      /* pollable: MPI_Isend(src, bytes) to peer */
+    HCRT__STEP_RECV,      /* pollable: MPI_Irecv(dst, bytes) from peer */
+    HCRT__STEP_MPI,       /* pollable: a nonblocking MPI collective started by start_mpi() */
+    HCRT__STEP_COPY,      /* local: memcpy(dst, src, bytes) on host memory (value 1: streaming stores) */
+    HCRT__STEP_REDUCE3,   /* local: dst = op(src, src2), count elements */
+    HCRT__STEP_SCALE,     /* local: dst *= factor, count elements */
+    HCRT__STEP_SHM_POST,  /* local: store value into this rank's flag `flag` (release) */
+    HCRT__STEP_SHM_WAIT,  /* pollable: node ranks [peer, peer + bytes) (bytes 0: all) have flag >= value */
+    HCRT__STEP_DCOPY,     /* local: enqueue an async device copy on the stage's stream, record event `flag`
+                           * (value 1: H2D, 0: D2H, 2: D2D; peer 1: copy synchronously instead, for small
+                           * messages) */
+    HCRT__STEP_EVENT,     /* pollable: the stage's event `ev` completed (value 1: the work before it waits
+                           * for peers, e.g. a vendor collective, so it is polled under the deadline and
+                           * never slept on; an error of that work fails the schedule) */
+    HCRT__STEP_DKERNEL,   /* local: enqueue a device kernel on the stage's stream (value 0: reduce3
+                           * dst = op(src, src2); 1: scale dst by factor), the element count in `bytes` */
+    HCRT__STEP_RECORD,    /* local: record the stage's event `flag` on its stream */
+    HCRT__STEP_VCOLL,     /* local: enqueue a vendor collective on the stage's stream (vendor.h: value is
+                           * the kind, bytes the count, peer the root; src/dst device buffers) */
     HCRT__STEP_FLAG_POST, /* local: store value into the shared _Atomic uint64_t at dst (release) */
     HCRT__STEP_FLAG_WAIT, /* pollable: the shared _Atomic uint64_t at src is at least value (acquire) */
 } hcrt__step_kind_t;
@@ -405,7 +405,6 @@ void hcrt__coll_trace_begin(struct hcrt_comm *comm, const hcrt__args_t *a, const
 void hcrt__coll_trace_end(struct hcrt_comm *comm, const hcrt__coll_trace_t *t, hcrt_status_t status);
 /* Hands the record to a nonblocking request: its event is written when it completes (progress.c). */
 void hcrt__request_trace(struct hcrt_request *req, const hcrt__coll_trace_t *t);
-
 
 /*
  * Vendor groups (vendor.c; collectives/vendor.h): same-vendor ranks run allreduce, reduce_scatter,

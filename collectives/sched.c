@@ -315,8 +315,7 @@ hcrt_status_t hcrt__sched_progress(hcrt__sched_t *s, bool *done)
             } else if (st->kind == HCRT__STEP_SHM_WAIT) {
                 s->pending[j] = !hcrt__shm_ready(s->comm, st->flag, st->value, st->peer, (int)st->bytes);
             } else if (st->kind == HCRT__STEP_FLAG_WAIT) {
-                s->pending[j] =
-                    atomic_load_explicit((_Atomic uint64_t *)st->src, memory_order_acquire) < st->value;
+                s->pending[j] = atomic_load_explicit((_Atomic uint64_t *)st->src, memory_order_acquire) < st->value;
             } else if (st->kind == HCRT__STEP_EVENT) {
                 bool ev_done = false;
                 hcrt_status_t status = hcrt_event_query(s->stage->ev[st->flag], &ev_done);

@@ -57,7 +57,7 @@ typedef struct hcrt__vendor {
     /* Device memory of the vendor device for staging host buffers and padding, grown on demand. */
     void *dscratch;
     size_t dscratch_bytes;
-    int maxm; /* the largest vendor group's size */
+    int maxm;                 /* the largest vendor group's size */
     hcrt__sched_t sched_keep; /* the schedule of every vendor-group call (its arrays reused) */
     bool sched_ready;
     /* The exchange window (set up with the vendor communicators when the node holds several ranks): each

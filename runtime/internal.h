@@ -149,8 +149,8 @@ typedef struct hcrt__backend {
     struct hcrt_context *ctx;
     const hcrt_backend_compute_v1_t *compute; /* checked compute extension, or NULL (runtime/compute.c) */
     char compute_detail[256];                 /* why there is none, "" when there is */
-    int coll_usable;               /* vendor collective library: 0 not asked yet, 1 usable, -1 not */
-    char coll_reason[512];         /* why not (coll_usable -1) */
+    int coll_usable;                          /* vendor collective library: 0 not asked yet, 1 usable, -1 not */
+    char coll_reason[512];                    /* why not (coll_usable -1) */
 } hcrt__backend_t;
 
 struct hcrt_device {

@@ -36,7 +36,7 @@ HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
     .event_elapsed = hcrt_gpu_event_elapsed,
     .reduce = hcrt_gpu_reduce,
     .scale = hcrt_gpu_scale,
-    HCRT_GPU_COLL_OPS
+    HCRT_GPU_COLL_OPS,
     .host_register = hcrt_gpu_host_register,
     .host_unregister = hcrt_gpu_host_unregister,
     .reduce3 = hcrt_gpu_reduce3,

@@ -227,15 +227,15 @@ hcrt_status_t hcrt_gpu_coll_allgather(void *state, hcrt_backend_coll_t *coll, co
                                       size_t count, hcrt_dtype_t dtype, hcrt_backend_stream_t *stream);
 hcrt_status_t hcrt_gpu_coll_broadcast(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
                                       size_t count, hcrt_dtype_t dtype, int root, hcrt_backend_stream_t *stream);
-/* The table entries of the vendor collective family (both plugins' tables use this). */
-#define HCRT_GPU_COLL_OPS                                                                            \
-    .coll_unique_id_size = 128, .coll_get_unique_id = hcrt_gpu_coll_get_unique_id,                   \
-    .coll_init = hcrt_gpu_coll_init, .coll_destroy = hcrt_gpu_coll_destroy,                          \
-    .coll_abort = hcrt_gpu_coll_abort, .coll_allreduce = hcrt_gpu_coll_allreduce,                    \
-    .coll_reduce_scatter = hcrt_gpu_coll_reduce_scatter, .coll_allgather = hcrt_gpu_coll_allgather,   \
-    .coll_broadcast = hcrt_gpu_coll_broadcast,
+/* The table entries of the vendor collective family (both plugins' tables use this, followed by a comma). */
+#define HCRT_GPU_COLL_OPS                                                                                              \
+    .coll_unique_id_size = 128, .coll_get_unique_id = hcrt_gpu_coll_get_unique_id, .coll_init = hcrt_gpu_coll_init,    \
+    .coll_destroy = hcrt_gpu_coll_destroy, .coll_abort = hcrt_gpu_coll_abort,                                          \
+    .coll_allreduce = hcrt_gpu_coll_allreduce, .coll_reduce_scatter = hcrt_gpu_coll_reduce_scatter,                    \
+    .coll_allgather = hcrt_gpu_coll_allgather, .coll_broadcast = hcrt_gpu_coll_broadcast
 #else
-#define HCRT_GPU_COLL_OPS
+/* Without the vendor library the family stays NULL; the entry keeps the tables' syntax the same. */
+#define HCRT_GPU_COLL_OPS .coll_unique_id_size = 0
 #endif
 
 #endif /* HCRT_GPU_PLUGIN_H */

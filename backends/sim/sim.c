@@ -3,9 +3,10 @@
  * and kernels.
  *
  * Settings come only from the runtime's config service: HCRT_SIM_DEVICES, HCRT_SIM_MEMORY (capacity per
- * device), HCRT_SIM_SPEED and HCRT_SIM_FAULT (simccl, the vendor collectives, reads its own: sim_ccl.c). Every op checks that each device pointer range it is given
- * lies inside one live allocation of the right device, so a wrong pointer is HCRT_ERR_INVALID_ARG and
- * never a crash; the data itself lives in a separate storage mapping (sim_heap.c).
+ * device), HCRT_SIM_SPEED and HCRT_SIM_FAULT (simccl, the vendor collectives, reads its own: sim_ccl.c).
+ * Every op checks that each device pointer range it is given lies inside one live allocation of the right
+ * device, so a wrong pointer is HCRT_ERR_INVALID_ARG and never a crash; the data itself lives in a
+ * separate storage mapping (sim_heap.c).
  *
  * Work runs in the caller (no stream) or on the stream's worker thread, like the cpu backend; each kernel
  * and copy then sleeps for (1/speed - 1) times the CPU time it took, so a device of speed 0.5 takes
@@ -1115,7 +1116,8 @@ hcrt_status_t sim_submit(sim_state_t *st, int dev, hcrt_backend_stream_t *stream
 {
     if (stream) {
         hcrt_status_t s = hcrt__wq_submit(stream->wq, fn, arg, size);
-        return s == HCRT_OK ? HCRT_OK : sim_fail(st, dev, s, "sim device %d: cannot queue work (out of host memory)", dev);
+        return s == HCRT_OK ? HCRT_OK
+                            : sim_fail(st, dev, s, "sim device %d: cannot queue work (out of host memory)", dev);
     }
     char msg[HCRT__WQ_MSG_LEN] = "";
     void *copy = malloc(size ? size : 1);
@@ -1129,10 +1131,22 @@ hcrt_status_t sim_submit(sim_state_t *st, int dev, hcrt_backend_stream_t *stream
     return s;
 }
 
-int sim_stream_dev(const hcrt_backend_stream_t *stream) { return stream->dev; }
-const hcrt_backend_services_t *sim_services(const sim_state_t *st) { return st->svc; }
-const sim_fault_t *sim_faults(const sim_state_t *st) { return &st->fault; }
-sim_ccl_t *sim_ccl_of(const sim_state_t *st) { return st->ccl; }
+int sim_stream_dev(const hcrt_backend_stream_t *stream)
+{
+    return stream->dev;
+}
+const hcrt_backend_services_t *sim_services(const sim_state_t *st)
+{
+    return st->svc;
+}
+const sim_fault_t *sim_faults(const sim_state_t *st)
+{
+    return &st->fault;
+}
+sim_ccl_t *sim_ccl_of(const sim_state_t *st)
+{
+    return st->ccl;
+}
 
 HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
     .struct_size = sizeof(hcrt_backend_v1_t),

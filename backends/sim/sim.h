@@ -67,7 +67,7 @@ typedef struct sim_fault {
     uint64_t alloc_fail; /* the Nth allocation fails (1-based); 0: never */
     uint64_t copy_fail;  /* the Nth copy fails (1-based); 0: never */
     uint64_t register_fail; /* the Nth host_register is refused with HCRT_ERR_BACKEND (1-based); 0: never */
-    uint64_t coll_hang;  /* the Nth simccl collective of the device hangs until aborted (1-based); 0: never */
+    uint64_t coll_hang;     /* the Nth simccl collective of the device hangs until aborted (1-based); 0: never */
     uint64_t coll_init_fail; /* the Nth simccl coll_init of the device fails (1-based); 0: never */
     uint64_t lost_after; /* the device is lost after this many ops, when has_lost */
     bool has_lost;
@@ -133,8 +133,7 @@ sim_ccl_t *sim_ccl_of(const sim_state_t *st);
  * at the bandwidth of HCRT_SIM_LINK_GBS. */
 
 /* Reads the simccl settings; *out NULL (and HCRT_OK) when the devices have no vendor library. */
-hcrt_status_t sim_ccl_create(const hcrt_backend_services_t *svc, int ndev, sim_ccl_t **out, char *err,
-                             size_t errlen);
+hcrt_status_t sim_ccl_create(const hcrt_backend_services_t *svc, int ndev, sim_ccl_t **out, char *err, size_t errlen);
 /* Aborts the communicators still alive and frees the library. NULL is a no-op. */
 void sim_ccl_destroy(sim_ccl_t *ccl);
 /* The capability bits and the vendor name sim devices report with the library. */

@@ -52,8 +52,9 @@ hcrt_status_t sim_fault_parse(const char *text, int ndev, sim_fault_t *fault, ch
         uint64_t v = 0;
         if (!eq || !parse_u64(eq + 1, len - (size_t)(eq + 1 - p), &v)) {
             snprintf(err, errlen,
-                     "HCRT_SIM_FAULT='%s': '%.*s' is not key=N (keys: alloc_fail, copy_fail, register_fail, lost_after, coll_hang, coll_init_fail, dev)", text,
-                     (int)len, p);
+                     "HCRT_SIM_FAULT='%s': '%.*s' is not key=N (keys: alloc_fail, copy_fail, register_fail, "
+                     "lost_after, coll_hang, coll_init_fail, dev)",
+                     text, (int)len, p);
             return HCRT_ERR_CONFIG;
         }
         const size_t klen = (size_t)(eq - p);
@@ -86,8 +87,9 @@ hcrt_status_t sim_fault_parse(const char *text, int ndev, sim_fault_t *fault, ch
             fault->dev = (int)v;
         } else {
             snprintf(err, errlen,
-                     "HCRT_SIM_FAULT='%s': unknown key '%.*s' (keys: alloc_fail, copy_fail, register_fail, lost_after, coll_hang, coll_init_fail, dev)", text,
-                     (int)klen, p);
+                     "HCRT_SIM_FAULT='%s': unknown key '%.*s' (keys: alloc_fail, copy_fail, register_fail, lost_after, "
+                     "coll_hang, coll_init_fail, dev)",
+                     text, (int)klen, p);
             return HCRT_ERR_CONFIG;
         }
 #undef KEY_IS

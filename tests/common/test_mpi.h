@@ -1,14 +1,26 @@
 /*
- * tests/common/test_mpi.h - checks of MPI tests that compare result bits across ranks.
+ * tests/common/test_mpi.h - helpers of MPI tests: allocation, and checks that compare result bits across ranks.
  */
 #ifndef HCRT_TEST_MPI_H
 #define HCRT_TEST_MPI_H
 
 #include <mpi.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "test.h"
+
+/* malloc that ends the test when memory runs out (a test has nothing to unwind). */
+static inline void *test_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
 
 /* FNV-1a of n bytes: equal bits give equal hashes. */
 static inline uint64_t test_hash(const void *p, size_t n)

@@ -32,16 +32,6 @@ static int rank, nranks;
 static int *group_of, ngroups; /* the groups as hcrt must form them */
 static bool *group_vendor;
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (p == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
 /* Every rank's tag and node: groups are ranks of one tag and node, in order of their lowest rank. */
 static void derive_groups(void)
 {
@@ -52,13 +42,13 @@ static void derive_groups(void)
         snprintf(tag, sizeof(tag), "%s", env);
     hcrt_comm_rank_info_t info = {.struct_size = sizeof(info)};
     REQUIRE_OK(ctx, hcrt_comm_rank_info(comm, rank, &info));
-    char *tags = xmalloc((size_t)nranks * 8);
-    int *nodes = xmalloc((size_t)nranks * sizeof(int)), *size = calloc((size_t)nranks, sizeof(int));
+    char *tags = test_xmalloc((size_t)nranks * 8);
+    int *nodes = test_xmalloc((size_t)nranks * sizeof(int)), *size = calloc((size_t)nranks, sizeof(int));
     MPI_Allgather(tag, 8, MPI_CHAR, tags, 8, MPI_CHAR, MPI_COMM_WORLD);
     MPI_Allgather(&info.node, 1, MPI_INT, nodes, 1, MPI_INT, MPI_COMM_WORLD);
-    group_of = xmalloc((size_t)nranks * sizeof(int));
+    group_of = test_xmalloc((size_t)nranks * sizeof(int));
     group_vendor = calloc((size_t)nranks, sizeof(bool));
-    int *lead = xmalloc((size_t)nranks * sizeof(int));
+    int *lead = test_xmalloc((size_t)nranks * sizeof(int));
     ngroups = 0;
     for (int r = 0; r < nranks; r++) {
         int h = -1;
@@ -131,7 +121,7 @@ static void fill(void *buf, size_t n, hcrt_dtype_t t, int r)
 static void expected(void *out, size_t n, hcrt_dtype_t t, hcrt_op_t op, bool by_rank)
 {
     size_t es = hcrt_dtype_size(t);
-    unsigned char *acc = xmalloc(n * es), *part = xmalloc(n * es), *x = xmalloc(n * es);
+    unsigned char *acc = test_xmalloc(n * es), *part = test_xmalloc(n * es), *x = test_xmalloc(n * es);
     bool have_acc = false;
     for (int h = 0; h < (by_rank ? 1 : ngroups); h++) {
         bool have_part = false;
@@ -183,7 +173,7 @@ static void *balloc(hcrt_device_t *dev, size_t bytes)
 {
     void *p = NULL;
     if (dev == NULL)
-        return xmalloc(bytes);
+        return test_xmalloc(bytes);
     REQUIRE_OK(ctx, hcrt_mem_alloc(dev, bytes ? bytes : 1, &p));
     return p;
 }
@@ -222,7 +212,7 @@ static void reductions(hcrt_device_t *dev)
             hcrt_dtype_t t = cases[c].t;
             hcrt_op_t op = cases[c].op;
             size_t n = counts[k], es = hcrt_dtype_size(t), bytes = n * es;
-            unsigned char *in = xmalloc(bytes), *want = xmalloc(bytes), *got = xmalloc(bytes);
+            unsigned char *in = test_xmalloc(bytes), *want = test_xmalloc(bytes), *got = test_xmalloc(bytes);
             fill(in, n, t, rank);
             expected(want, n, t, op, false);
             if (k == 1 && c == 0 && order_differs()) {
@@ -252,7 +242,7 @@ static void reductions(hcrt_device_t *dev)
                 void *rr = balloc(dev, rc * es);
                 CHECK_OK(ctx, hcrt_comm_reduce_scatter(comm, s, rr, rc, t, op, dev));
                 get(dev, got, rr, rc * es);
-                unsigned char *full = xmalloc(rc * es * (size_t)nranks);
+                unsigned char *full = test_xmalloc(rc * es * (size_t)nranks);
                 expected(full, rc * (size_t)nranks, t, op, false);
                 CHECK_MSG(memcmp(got, full + (size_t)rank * rc * es, rc * es) == 0,
                           "reduce_scatter %s %s count %zu (%s): not the documented order's bits", hcrt_dtype_name(t),
@@ -275,7 +265,7 @@ static void movement(hcrt_device_t *dev)
     const char *where = dev ? "sim" : "host";
     for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
         size_t n = counts[k], all = n * (size_t)nranks;
-        unsigned char *in = xmalloc(all), *got = xmalloc(all);
+        unsigned char *in = test_xmalloc(all), *got = test_xmalloc(all);
         for (size_t i = 0; i < all; i++)
             in[i] = (unsigned char)(i * 31 + (i / n) * 7 + 1);
         void *s = balloc(dev, n), *r = balloc(dev, all);
@@ -371,7 +361,7 @@ int main(void)
         fseek(f, 0, SEEK_END);
         len = (size_t)ftell(f);
         rewind(f);
-        log = xmalloc(len + 1);
+        log = test_xmalloc(len + 1);
         len = fread(log, 1, len, f);
         log[len] = '\0';
         fclose(f);

@@ -221,15 +221,15 @@ static ncclResult_t mock_reduce_all(const void *send, void *recv, size_t count, 
 }
 
 MOCK_API ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t datatype, ncclRedOp_t op,
-                           ncclComm_t comm, cudaStream_t stream)
+                                    ncclComm_t comm, cudaStream_t stream)
 {
     (void)stream;
     ncclResult_t r = mock_reduce_all(send, recv, count, datatype, op, comm);
     return mock_fails(++hcrt_mock_nccl_calls) ? ncclRemoteError : r;
 }
 
-MOCK_API ncclResult_t ncclReduceScatter(const void *send, void *recv, size_t recvcount, ncclDataType_t datatype, ncclRedOp_t op,
-                               ncclComm_t comm, cudaStream_t stream)
+MOCK_API ncclResult_t ncclReduceScatter(const void *send, void *recv, size_t recvcount, ncclDataType_t datatype,
+                                        ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream)
 {
     hcrt_dtype_t dt;
     size_t es;
@@ -248,8 +248,8 @@ MOCK_API ncclResult_t ncclReduceScatter(const void *send, void *recv, size_t rec
     return mock_fails(hcrt_mock_nccl_calls) ? ncclRemoteError : r;
 }
 
-MOCK_API ncclResult_t ncclAllGather(const void *send, void *recv, size_t sendcount, ncclDataType_t datatype, ncclComm_t comm,
-                           cudaStream_t stream)
+MOCK_API ncclResult_t ncclAllGather(const void *send, void *recv, size_t sendcount, ncclDataType_t datatype,
+                                    ncclComm_t comm, cudaStream_t stream)
 {
     hcrt_dtype_t dt;
     size_t es;
@@ -263,7 +263,7 @@ MOCK_API ncclResult_t ncclAllGather(const void *send, void *recv, size_t sendcou
 }
 
 MOCK_API ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t datatype, int root,
-                           ncclComm_t comm, cudaStream_t stream)
+                                    ncclComm_t comm, cudaStream_t stream)
 {
     hcrt_dtype_t dt;
     size_t es;
