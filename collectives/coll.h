@@ -21,20 +21,27 @@
 /* ---- schedules (sched.c) ------------------------------------------------------------------------ */
 
 typedef enum hcrt__step_kind {
-    HCRT__STEP_SEND,     /* pollable: MPI_Isend(src, bytes) to peer */
-    HCRT__STEP_RECV,     /* pollable: MPI_Irecv(dst, bytes) from peer */
-    HCRT__STEP_MPI,      /* pollable: a nonblocking MPI collective started by start_mpi() */
-    HCRT__STEP_COPY,     /* local: memcpy(dst, src, bytes) on host memory (value 1: streaming stores) */
-    HCRT__STEP_REDUCE3,  /* local: dst = op(src, src2), count elements */
-    HCRT__STEP_SCALE,    /* local: dst *= factor, count elements */
-    HCRT__STEP_SHM_POST, /* local: store value into this rank's flag `flag` (release) */
-    HCRT__STEP_SHM_WAIT, /* pollable: node ranks [peer, peer + bytes) (bytes 0: all) have flag >= value */
-    HCRT__STEP_DCOPY,    /* local: enqueue an async device copy on the stage's stream, record event `flag`
-                          * (peer 1: copy synchronously instead, for small messages) */
-    HCRT__STEP_EVENT,    /* pollable: the stage's event `ev` completed */
-    HCRT__STEP_DKERNEL,  /* local: enqueue a device kernel on the stage's stream (value 0: reduce3
-                          * dst = op(src, src2); 1: scale dst by factor), the element count in `bytes` */
-    HCRT__STEP_RECORD,   /* local: record the stage's event `flag` on its stream */
+    HCRT__STEP_SEND,      /* pollable: MPI_Isend(src, bytes) to peer */
+    HCRT__STEP_RECV,      /* pollable: MPI_Irecv(dst, bytes) from peer */
+    HCRT__STEP_MPI,       /* pollable: a nonblocking MPI collective started by start_mpi() */
+    HCRT__STEP_COPY,      /* local: memcpy(dst, src, bytes) on host memory (value 1: streaming stores) */
+    HCRT__STEP_REDUCE3,   /* local: dst = op(src, src2), count elements */
+    HCRT__STEP_SCALE,     /* local: dst *= factor, count elements */
+    HCRT__STEP_SHM_POST,  /* local: store value into this rank's flag `flag` (release) */
+    HCRT__STEP_SHM_WAIT,  /* pollable: node ranks [peer, peer + bytes) (bytes 0: all) have flag >= value */
+    HCRT__STEP_DCOPY,     /* local: enqueue an async device copy on the stage's stream, record event `flag`
+                           * (value 1: H2D, 0: D2H, 2: D2D; peer 1: copy synchronously instead, for small
+                           * messages) */
+    HCRT__STEP_EVENT,     /* pollable: the stage's event `ev` completed (value 1: the work before it waits
+                           * for peers, e.g. a vendor collective, so it is polled under the deadline and
+                           * never slept on; an error of that work fails the schedule) */
+    HCRT__STEP_DKERNEL,   /* local: enqueue a device kernel on the stage's stream (value 0: reduce3
+                           * dst = op(src, src2); 1: scale dst by factor), the element count in `bytes` */
+    HCRT__STEP_RECORD,    /* local: record the stage's event `flag` on its stream */
+    HCRT__STEP_VCOLL,     /* local: enqueue a vendor collective on the stage's stream (vendor.h: value is
+                           * the kind, bytes the count, peer the root; src/dst device buffers) */
+    HCRT__STEP_FLAG_POST, /* local: store value into the shared _Atomic uint64_t at dst (release) */
+    HCRT__STEP_FLAG_WAIT, /* pollable: the shared _Atomic uint64_t at src is at least value (acquire) */
 } hcrt__step_kind_t;
 
 struct hcrt__sched;
@@ -82,6 +89,9 @@ typedef struct hcrt__sched {
 
 void hcrt__sched_init(hcrt__sched_t *s, struct hcrt_comm *comm, hcrt_dtype_t dtype, hcrt_op_t op, int tag);
 void hcrt__sched_fini(hcrt__sched_t *s);
+/* Empties a schedule for another call, keeping its arrays (a schedule kept for every call saves their
+ * allocations, which matter to small messages). */
+void hcrt__sched_reuse(hcrt__sched_t *s, hcrt_dtype_t dtype, hcrt_op_t op, int tag);
 /* Appends a step to the current (last) round. */
 hcrt_status_t hcrt__sched_add(hcrt__sched_t *s, const hcrt__step_t *step);
 /* Closes the current round; the next step opens a new one. Empty rounds are dropped. */
@@ -101,6 +111,12 @@ hcrt_status_t hcrt__sched_own(hcrt__sched_t *s, void *p);
 /* When all the current round still waits for is device events, one of them (else NULL): a blocking
  * caller may sleep in hcrt_event_sync() instead of polling, leaving the core to the device's worker. */
 hcrt_event_t *hcrt__sched_only_events(const hcrt__sched_t *s);
+/* Whether all the current round still waits for is device events and shared flags, one of them a wait
+ * for peers (a vendor collective or a flag): a blocking caller may then sleep between polls rather than
+ * take the core from the device workers and the peers. */
+bool hcrt__sched_waits_peer_event(const hcrt__sched_t *s);
+/* Whether the current round still waits for device work that waits for peers (a vendor collective). */
+bool hcrt__sched_waits_vendor(const hcrt__sched_t *s);
 
 /*
  * Appends nsub schedules to dst so that they run staggered: round t of dst holds round t - k*offset of
@@ -153,6 +169,13 @@ hcrt_status_t hcrt__sched_event(hcrt__sched_t *s, int ev);
 hcrt_status_t hcrt__sched_dreduce3(hcrt__sched_t *s, void *dst, const void *a, const void *b, size_t count);
 hcrt_status_t hcrt__sched_dscale(hcrt__sched_t *s, void *buf, size_t count, double factor);
 hcrt_status_t hcrt__sched_record(hcrt__sched_t *s, int ev);
+/* Flags in shared memory other than the node window's (vendor.c's exchange window). */
+hcrt_status_t hcrt__sched_flag_post(hcrt__sched_t *s, _Atomic uint64_t *flag, uint64_t value);
+hcrt_status_t hcrt__sched_flag_wait(hcrt__sched_t *s, _Atomic uint64_t *flag, uint64_t value);
+/* A copy within the stage's device, enqueued on its stream (no event). */
+hcrt_status_t hcrt__sched_d2d(hcrt__sched_t *s, void *dst, const void *src, size_t bytes);
+/* Waits for event `ev` whose work waits for peers (a vendor collective): polled under the deadline. */
+hcrt_status_t hcrt__sched_event_peers(hcrt__sched_t *s, int ev);
 
 /* ---- shared memory (shm.c) -------------------------------------------------------------------------- */
 
@@ -217,6 +240,9 @@ typedef struct hcrt__rank_wire {
     int32_t node_leader; /* comm rank of the lowest rank of its node */
     double speed;
     int64_t pid;
+    char vendor[40];          /* "backend/vendor" of its vendor collective library, "" when it has none */
+    int32_t vendor_local;     /* that library reaches only its node */
+    int64_t vendor_min_bytes; /* its HCRT_VENDOR_MIN_BYTES (auto resolved) */
 } hcrt__rank_wire_t;
 
 typedef struct hcrt__op_kind_s hcrt__op_kind_t;
@@ -380,11 +406,25 @@ void hcrt__coll_trace_end(struct hcrt_comm *comm, const hcrt__coll_trace_t *t, h
 /* Hands the record to a nonblocking request: its event is written when it completes (progress.c). */
 void hcrt__request_trace(struct hcrt_request *req, const hcrt__coll_trace_t *t);
 
-/* Vendor fast path (vendor.c): HCRT_OK when done by the backend, HCRT_ERR_NOT_SUPPORTED to fall back. */
-hcrt_status_t hcrt__vendor_allreduce(struct hcrt_comm *comm, const hcrt__args_t *a);
+/*
+ * Vendor groups (vendor.c; collectives/vendor.h): same-vendor ranks run allreduce, reduce_scatter,
+ * allgather and broadcast on their vendor library (NCCL, RCCL, simccl), hcrt joins the groups.
+ */
+/* Fills the vendor fields of this rank's entry of the rank table (before it is exchanged). */
+void hcrt__vendor_describe(const struct hcrt_comm *comm, hcrt__rank_wire_t *self);
+/* Splits the communicator into vendor groups from the exchanged table (collective; sets comm->vendor,
+ * which stays NULL when no group can use a vendor library). */
+hcrt_status_t hcrt__vendor_setup(struct hcrt_comm *comm);
+/* Runs a blocking call on the vendor-group path: HCRT_ERR_NOT_SUPPORTED when it takes hcrt's own path
+ * (a decision every rank takes alike, from the call and the communicator only). */
+hcrt_status_t hcrt__vendor_run(struct hcrt_comm *comm, const hcrt__args_t *a, uint64_t seq, size_t bytes);
+/* The job is about to end (deadline, dead peer): names the vendor group whose library step this rank was
+ * waiting for (release false), or aborts this rank's vendor communicator, so that no rank stays inside
+ * the vendor library (release true). */
+void hcrt__vendor_abort(struct hcrt_comm *comm, bool release);
 void hcrt__vendor_destroy(struct hcrt_comm *comm);
-/* Decides at creation whether comm may use the vendor path (sets comm->vendor). */
-void hcrt__vendor_setup(struct hcrt_comm *comm);
+/* Enqueues a HCRT__STEP_VCOLL step's vendor collective (from sched.c). */
+hcrt_status_t hcrt__vendor_enqueue(hcrt__sched_t *s, const hcrt__step_t *step);
 
 /* Relaxes a polling loop: spins briefly, then yields the core (ranks may outnumber cores). */
 void hcrt__poll_relax(unsigned *spins);

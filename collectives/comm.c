@@ -37,6 +37,7 @@ static void fill_self(struct hcrt_comm *c, hcrt__rank_wire_t *w)
     w->device_index = dev ? dev->index : 0;
     w->speed = dev ? dev->bprops.speed : 1.0;
     w->pid = (int64_t)getpid();
+    hcrt__vendor_describe(c, w);
 }
 
 static hcrt_status_t mpi_err(struct hcrt_comm *c, const char *what)
@@ -104,8 +105,7 @@ static hcrt_status_t setup_mpi(struct hcrt_comm *c)
         if (c->info[r].node_leader == leader)
             c->node_ranks[k++] = r;
     HCRT_CHECK(hcrt__shm_create(c));
-    hcrt__vendor_setup(c);
-    return HCRT_OK;
+    return hcrt__vendor_setup(c);
 }
 
 /* Creates a communicator over a duplicate of `base` (MPI_COMM_NULL: a one-rank communicator). */

@@ -45,9 +45,13 @@ static void add_rank(char *buf, size_t len, const struct hcrt_comm *c, int r)
  */
 _Noreturn static void abort_job(struct hcrt_comm *c, bool designated, int status)
 {
+    hcrt__vendor_abort(c, false); /* names a vendor group whose library step did not complete */
     if (!designated) {
         struct timespec ts = {1, 500 * 1000 * 1000};
         nanosleep(&ts, NULL);
+        /* Still here: release the vendor library before ending (not earlier: peers that see their vendor
+         * step fail would return an error and end the job with another status than this one). */
+        hcrt__vendor_abort(c, true);
     }
     MPI_Abort(c->mpi != MPI_COMM_NULL ? c->mpi : MPI_COMM_WORLD, status);
     _exit(status);

@@ -130,8 +130,8 @@ static hcrt_status_t run_op_untraced(hcrt_comm_t *comm, const char *func, hcrt__
     hcrt__deadline_enter(comm, seq);
     if (comm->check_calls)
         HCRT_CHECK(hcrt__check_call(comm, func, a, seq));
-    if ((a->coll == HCRT__COLL_ALLREDUCE) && a->blocking && comm->vendor != NULL) {
-        status = hcrt__vendor_allreduce(comm, a);
+    if (a->blocking && comm->vendor != NULL) {
+        status = hcrt__vendor_run(comm, a, seq, bytes);
         a->algo = "vendor";
         if (status != HCRT_ERR_NOT_SUPPORTED)
             return status;

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "collectives/coll.h"
 #include "runtime/trace.h"
@@ -47,7 +48,7 @@ hcrt_status_t hcrt__run_blocking(struct hcrt_comm *comm, hcrt__sched_t *s, const
                                  size_t bytes)
 {
     double start = comm->timeout > 0 ? hcrt__now() : 0, next_check = start + 0.5;
-    unsigned spins = 0, polls = 0;
+    unsigned spins = 0, polls = 0, naps = 0;
     for (;;) {
         bool done = false;
         HCRT_CHECK(hcrt__sched_progress(s, &done));
@@ -63,6 +64,19 @@ hcrt_status_t hcrt__run_blocking(struct hcrt_comm *comm, hcrt__sched_t *s, const
                 HCRT_CHECK(hcrt_event_sync(ev));
                 continue;
             }
+        }
+        if (hcrt__sched_waits_peer_event(s)) {
+            /* A vendor collective runs on the device, or node peers are still folding (vendor-group
+             * path): after some quick polls (tens of microseconds), nap (20 us, growing to 80 us),
+             * leaving the cores to the device workers and the peers rather than yielding in a loop,
+             * and keep the deadline. */
+            if (++naps > 32) {
+                struct timespec ts = {0, (long)(20000u << (naps < 35 ? naps - 33 : 2))};
+                nanosleep(&ts, NULL);
+                polls |= 31;
+            }
+        } else {
+            naps = 0;
         }
         if ((++polls & 31) == 0 && comm->timeout > 0) {
             double now = hcrt__now();

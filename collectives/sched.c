@@ -32,6 +32,21 @@ void hcrt__sched_fini(hcrt__sched_t *s)
     memset(s, 0, sizeof(*s));
 }
 
+void hcrt__sched_reuse(hcrt__sched_t *s, hcrt_dtype_t dtype, hcrt_op_t op, int tag)
+{
+    for (size_t i = 0; i < s->nowned; i++)
+        free(s->owned[i]);
+    s->nowned = 0;
+    s->nsteps = s->nrounds = s->round = 0;
+    s->started = false;
+    s->stage = NULL;
+    s->stream_out = s->sync_copies = false;
+    s->status = HCRT_OK;
+    s->dtype = dtype;
+    s->op = op;
+    s->tag = tag;
+}
+
 hcrt_status_t hcrt__sched_own(hcrt__sched_t *s, void *p)
 {
     if (s->nowned == s->owncap) {
@@ -221,6 +236,10 @@ static hcrt_status_t start_step(hcrt__sched_t *s, hcrt__step_t *st, size_t j)
                 HCRT_CHECK(hcrt_memcpy(host, st->dst, stg->device, st->src, st->bytes));
             break;
         }
+        if (st->value == 2) { /* D2D, recording nothing */
+            HCRT_CHECK(hcrt_memcpy_async(stg->device, st->dst, stg->device, st->src, st->bytes, stg->stream));
+            break;
+        }
         if (st->value) /* H2D */
             HCRT_CHECK(hcrt_memcpy_async(stg->device, st->dst, host, st->src, st->bytes, stg->stream));
         else
@@ -241,6 +260,15 @@ static hcrt_status_t start_step(hcrt__sched_t *s, hcrt__step_t *st, size_t j)
     }
     case HCRT__STEP_RECORD:
         HCRT_CHECK(hcrt_event_record(s->stage->ev[st->flag], s->stage->stream));
+        break;
+    case HCRT__STEP_VCOLL:
+        HCRT_CHECK(hcrt__vendor_enqueue(s, st));
+        break;
+    case HCRT__STEP_FLAG_POST:
+        atomic_store_explicit((_Atomic uint64_t *)st->dst, st->value, memory_order_release);
+        break;
+    case HCRT__STEP_FLAG_WAIT:
+        s->pending[j] = atomic_load_explicit((_Atomic uint64_t *)st->src, memory_order_acquire) < st->value;
         break;
     }
     return HCRT_OK;
@@ -286,9 +314,14 @@ hcrt_status_t hcrt__sched_progress(hcrt__sched_t *s, bool *done)
                 any_mpi = true;
             } else if (st->kind == HCRT__STEP_SHM_WAIT) {
                 s->pending[j] = !hcrt__shm_ready(s->comm, st->flag, st->value, st->peer, (int)st->bytes);
+            } else if (st->kind == HCRT__STEP_FLAG_WAIT) {
+                s->pending[j] = atomic_load_explicit((_Atomic uint64_t *)st->src, memory_order_acquire) < st->value;
             } else if (st->kind == HCRT__STEP_EVENT) {
                 bool ev_done = false;
                 hcrt_status_t status = hcrt_event_query(s->stage->ev[st->flag], &ev_done);
+                /* Work that waits for peers may fail (an abort): its error shows at the event. */
+                if (status == HCRT_OK && ev_done && st->value == 1)
+                    status = hcrt_event_sync(s->stage->ev[st->flag]);
                 if (status != HCRT_OK)
                     return s->status = status;
                 s->pending[j] = !ev_done;
@@ -329,12 +362,54 @@ hcrt_event_t *hcrt__sched_only_events(const hcrt__sched_t *s)
     for (size_t j = 0; j < e - b; j++) {
         if (!s->pending[j])
             continue;
-        if (s->steps[b + j].kind != HCRT__STEP_EVENT)
-            return NULL;
+        if (s->steps[b + j].kind != HCRT__STEP_EVENT || s->steps[b + j].value == 1)
+            return NULL; /* an event that waits for peers is polled under the deadline */
         if (ev == NULL)
             ev = s->stage->ev[s->steps[b + j].flag];
     }
     return ev;
+}
+
+bool hcrt__sched_waits_peer_event(const hcrt__sched_t *s)
+{
+    if (s->round >= s->nrounds || !s->started)
+        return false;
+    size_t b = s->round ? s->round_end[s->round - 1] : 0, e = s->round_end[s->round];
+    bool peer = false;
+    for (size_t j = 0; j < e - b; j++) {
+        if (!s->pending[j])
+            continue;
+        if (s->steps[b + j].kind == HCRT__STEP_FLAG_WAIT)
+            peer = true;
+        else if (s->steps[b + j].kind == HCRT__STEP_EVENT)
+            peer |= s->steps[b + j].value == 1;
+        else
+            return false;
+    }
+    return peer;
+}
+
+bool hcrt__sched_waits_vendor(const hcrt__sched_t *s)
+{
+    if (s->round >= s->nrounds || !s->started)
+        return false;
+    size_t b = s->round ? s->round_end[s->round - 1] : 0, e = s->round_end[s->round];
+    for (size_t j = 0; j < e - b; j++)
+        if (s->pending[j] && s->steps[b + j].kind == HCRT__STEP_EVENT && s->steps[b + j].value == 1)
+            return true;
+    return false;
+}
+
+hcrt_status_t hcrt__sched_flag_post(hcrt__sched_t *s, _Atomic uint64_t *flag, uint64_t value)
+{
+    hcrt__step_t st = {.kind = HCRT__STEP_FLAG_POST, .dst = (void *)flag, .value = value};
+    return hcrt__sched_add(s, &st);
+}
+
+hcrt_status_t hcrt__sched_flag_wait(hcrt__sched_t *s, _Atomic uint64_t *flag, uint64_t value)
+{
+    hcrt__step_t st = {.kind = HCRT__STEP_FLAG_WAIT, .src = (const void *)flag, .value = value};
+    return hcrt__sched_add(s, &st);
 }
 
 hcrt_status_t hcrt__sched_merge(hcrt__sched_t *dst, hcrt__sched_t *subs, size_t nsub, size_t offset)

@@ -106,6 +106,20 @@ hcrt_status_t hcrt__sched_event(hcrt__sched_t *s, int ev)
     return hcrt__sched_add(s, &st);
 }
 
+hcrt_status_t hcrt__sched_d2d(hcrt__sched_t *s, void *dst, const void *src, size_t bytes)
+{
+    if (bytes == 0 || dst == src)
+        return HCRT_OK;
+    hcrt__step_t st = {.kind = HCRT__STEP_DCOPY, .dst = dst, .src = src, .bytes = bytes, .value = 2};
+    return hcrt__sched_add(s, &st);
+}
+
+hcrt_status_t hcrt__sched_event_peers(hcrt__sched_t *s, int ev)
+{
+    hcrt__step_t st = {.kind = HCRT__STEP_EVENT, .flag = ev, .value = 1};
+    return hcrt__sched_add(s, &st);
+}
+
 hcrt_status_t hcrt__sched_dreduce3(hcrt__sched_t *s, void *dst, const void *a, const void *b, size_t count)
 {
     hcrt__step_t st = {.kind = HCRT__STEP_DKERNEL, .dst = dst, .src = a, .src2 = b, .bytes = count, .value = 0};

@@ -105,6 +105,12 @@ hcrt_status_t hcrt__config_parse(const hcrt__config_def_t *def, const char *text
     }
     case HCRT__CFG_SIZE: {
         errno = 0;
+        /* A size whose default is "auto" takes that word too: hcrt then chooses (reads as -1). */
+        if (strcmp(text, "auto") == 0 && strcmp(def->def, "auto") == 0) {
+            out->i = -1;
+            out->d = -1;
+            return HCRT_OK;
+        }
         if (!isdigit((unsigned char)text[0])) {
             snprintf(err, errlen, "'%s' is not a size (e.g. 4096, 64K, 1M, 2G)", text);
             return HCRT_ERR_CONFIG;

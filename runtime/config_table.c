@@ -37,7 +37,15 @@ const hcrt__config_def_t hcrt__config_table[] = {
      "Relative speed of sim devices; 0.5 makes their kernels and copies take twice as long."},
     {"HCRT_SIM_FAULT", "", HCRT__CFG_STRING, 0, 0, NULL,
      "Sim faults: comma-separated alloc_fail=N, copy_fail=N, register_fail=N, lost_after=N (fail the Nth op, "
-     "or lose the device after N ops), optional dev=I to target one device."},
+     "or lose the device after N ops), coll_hang=N (the Nth vendor collective of simccl never arrives until "
+     "aborted), coll_init_fail=N (the Nth simccl communicator fails to set up), optional dev=I to target one "
+     "device."},
+    {"HCRT_SIM_VENDOR", "none", HCRT__CFG_ENUM, 0, 0, "none,a,b",
+     "Vendor tag of this process's sim devices: a or b gives them the sim vendor collective library (simccl) "
+     "shared with the sim devices of the same tag on the node; none: no vendor library."},
+    {"HCRT_SIM_LINK_GBS", "0", HCRT__CFG_DOUBLE, 0, 1.0e6, NULL,
+     "Bandwidth model of simccl's device-to-device link in GB/s per rank and direction (standing for NVLink); "
+     "transfers take at least bytes / this; 0: as fast as the host copies them."},
 
     /* ---- collectives ---- */
     {"HCRT_ALGO", "auto", HCRT__CFG_ENUM, 0, 0, "auto,ring,rd,shm,hier,mpi",
@@ -57,6 +65,16 @@ const hcrt__config_def_t hcrt__config_table[] = {
     {"HCRT_FAKE_NODES", "0", HCRT__CFG_INT, 0, 1024, NULL,
      "Testing: split each node's ranks into this many fake nodes (consecutive ranks) so hierarchical "
      "collectives run on one machine; 0 uses the real nodes."},
+    {"HCRT_VENDOR_COLL", "1", HCRT__CFG_BOOL, 0, 0, NULL,
+     "Use the vendor collective libraries (NCCL, RCCL, simccl) inside groups of same-vendor ranks, with hcrt "
+     "joining the groups; 0 stages every device buffer through hcrt's own host paths."},
+    {"HCRT_VENDOR_MIN_BYTES", "auto", HCRT__CFG_SIZE, 0, 1099511627776.0, NULL,
+     "Smallest call (bytes of its largest buffer) that takes the vendor-group path; smaller ones take hcrt's "
+     "own path, which is faster there. auto: 1M when a group's library is simccl, 0 for NCCL and RCCL."},
+    {"HCRT_NCCL_LIBRARY", "libnccl.so.2", HCRT__CFG_STRING, 0, 0, NULL,
+     "The NCCL library the cuda plugin loads (dlopen) when vendor collectives are first needed."},
+    {"HCRT_RCCL_LIBRARY", "librccl.so.1", HCRT__CFG_STRING, 0, 0, NULL,
+     "The RCCL library the hip plugin loads (dlopen) when vendor collectives are first needed."},
 
     /* ---- checkpoint ---- */
     {"HCRT_CKPT_KEEP", "2", HCRT__CFG_INT, 1, 1000000, NULL, "Number of newest committed checkpoints kept."},

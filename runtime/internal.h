@@ -149,6 +149,8 @@ typedef struct hcrt__backend {
     struct hcrt_context *ctx;
     const hcrt_backend_compute_v1_t *compute; /* checked compute extension, or NULL (runtime/compute.c) */
     char compute_detail[256];                 /* why there is none, "" when there is */
+    int coll_usable;                          /* vendor collective library: 0 not asked yet, 1 usable, -1 not */
+    char coll_reason[512];                    /* why not (coll_usable -1) */
 } hcrt__backend_t;
 
 struct hcrt_device {
@@ -201,6 +203,10 @@ struct hcrt_context {
 
 /* The built-in cpu backend's table (backends/cpu). */
 extern const hcrt_backend_v1_t hcrt__cpu_backend;
+
+/* Whether be's vendor collective library can be used (runtime/vendor_coll.c): asks the plugin once (it
+ * may load the library then); HCRT_ERR_NOT_SUPPORTED with the reason in be->coll_reason otherwise. */
+hcrt_status_t hcrt__backend_coll_probe(hcrt__backend_t *be);
 
 /* Plugin loading (runtime/loader.c): fills ctx->backends; never fails for a broken plugin. */
 hcrt_status_t hcrt__loader_load(hcrt_context_t *ctx, const char *filter);

@@ -2,15 +2,11 @@
  * backends/cuda/cuda_table.c - the cuda plugin's exported table (hcrt/backend.h, ABI v1).
  *
  * The ops are the shared GPU implementation (gpu_*.c) built against the CUDA runtime; the vendor
- * collective entries are filled only when the plugin was built with NCCL, and otherwise left NULL so the
- * runtime answers HCRT_ERR_NOT_SUPPORTED. The kernels on registered host memory (cudaHostRegister) are
- * always there.
+ * collective entries (NCCL, loaded when first needed: gpu_ccl.c) are there unless the build left them
+ * out (-Dnccl=disabled), and then NULL so the runtime answers HCRT_ERR_NOT_SUPPORTED. The kernels on
+ * registered host memory (cudaHostRegister) are always there.
  */
 #include "gpu_plugin.h"
-
-#ifdef HCRT_HAVE_NCCL
-#include <nccl.h>
-#endif
 
 HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
     .struct_size = sizeof(hcrt_backend_v1_t),
@@ -40,17 +36,7 @@ HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
     .event_elapsed = hcrt_gpu_event_elapsed,
     .reduce = hcrt_gpu_reduce,
     .scale = hcrt_gpu_scale,
-#ifdef HCRT_HAVE_NCCL
-    .coll_unique_id_size = NCCL_UNIQUE_ID_BYTES,
-    .coll_get_unique_id = hcrt_cuda_coll_get_unique_id,
-    .coll_init = hcrt_cuda_coll_init,
-    .coll_destroy = hcrt_cuda_coll_destroy,
-    .coll_abort = hcrt_cuda_coll_abort,
-    .coll_allreduce = hcrt_cuda_coll_allreduce,
-    .coll_reduce_scatter = hcrt_cuda_coll_reduce_scatter,
-    .coll_allgather = hcrt_cuda_coll_allgather,
-    .coll_broadcast = hcrt_cuda_coll_broadcast,
-#endif
+    HCRT_GPU_COLL_OPS,
     .host_register = hcrt_gpu_host_register,
     .host_unregister = hcrt_gpu_host_unregister,
     .reduce3 = hcrt_gpu_reduce3,

@@ -184,8 +184,8 @@ static hcrt_status_t gpu_query_device(gpu_state_t *st, int dev)
     d->caps = HCRT_CAP_PINNED_HOST;
     if (ecc)
         d->caps |= HCRT_CAP_ECC;
-#ifdef HCRT_HAVE_NCCL
-    d->caps |= HCRT_CAP_VENDOR_COLL;
+#ifdef HCRT_GPU_CCL
+    d->caps |= HCRT_CAP_VENDOR_COLL; /* offered; whether the library loads is the probe's answer */
 #endif
     for (int peer = 0; peer < st->ndev; peer++) {
         int can = 0;
@@ -293,7 +293,7 @@ void hcrt_gpu_finalize(void *state)
     gpu_state_t *st = state;
     if (!st)
         return;
-#ifdef HCRT_HAVE_NCCL
+#ifdef HCRT_GPU_CCL
     hcrt_gpu_release_colls(st);
 #endif
     hcrt_gpu_blas_release(st); /* before the streams its handles may still point at */

@@ -209,24 +209,33 @@ int HCRT_GPU_SYM(launch_optim)(const hcrt_backend_optim_t *opt, float *param, co
 int HCRT_GPU_SYM(launch_cast)(void *dst, int dst_dtype, const void *src, int src_dtype, size_t count, void *stream,
                               int max_blocks);
 
-/* ---- vendor collectives (cuda_nccl.c, only with HCRT_HAVE_NCCL) ---- */
-#ifdef HCRT_HAVE_NCCL
+/* ---- vendor collectives (gpu_ccl.c, only with HCRT_GPU_CCL): NCCL or RCCL, loaded when needed ---- */
+#ifdef HCRT_GPU_CCL
 /* Aborts every communicator still alive (finalize). */
 void hcrt_gpu_release_colls(gpu_state_t *st);
-hcrt_status_t hcrt_cuda_coll_get_unique_id(void *state, void *id);
-hcrt_status_t hcrt_cuda_coll_init(void *state, int dev, const void *id, int nranks, int rank,
-                                  hcrt_backend_coll_t **coll);
-hcrt_status_t hcrt_cuda_coll_destroy(void *state, hcrt_backend_coll_t *coll);
-hcrt_status_t hcrt_cuda_coll_abort(void *state, hcrt_backend_coll_t *coll);
-hcrt_status_t hcrt_cuda_coll_allreduce(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
-                                       size_t count, hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream);
-hcrt_status_t hcrt_cuda_coll_reduce_scatter(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
-                                            size_t count, hcrt_dtype_t dtype, hcrt_op_t op,
-                                            hcrt_backend_stream_t *stream);
-hcrt_status_t hcrt_cuda_coll_allgather(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
-                                       size_t count, hcrt_dtype_t dtype, hcrt_backend_stream_t *stream);
-hcrt_status_t hcrt_cuda_coll_broadcast(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
-                                       size_t count, hcrt_dtype_t dtype, int root, hcrt_backend_stream_t *stream);
+hcrt_status_t hcrt_gpu_coll_get_unique_id(void *state, void *id);
+hcrt_status_t hcrt_gpu_coll_init(void *state, int dev, const void *id, int nranks, int rank,
+                                 hcrt_backend_coll_t **coll);
+hcrt_status_t hcrt_gpu_coll_destroy(void *state, hcrt_backend_coll_t *coll);
+hcrt_status_t hcrt_gpu_coll_abort(void *state, hcrt_backend_coll_t *coll);
+hcrt_status_t hcrt_gpu_coll_allreduce(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
+                                      size_t count, hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream);
+hcrt_status_t hcrt_gpu_coll_reduce_scatter(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
+                                           size_t count, hcrt_dtype_t dtype, hcrt_op_t op,
+                                           hcrt_backend_stream_t *stream);
+hcrt_status_t hcrt_gpu_coll_allgather(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
+                                      size_t count, hcrt_dtype_t dtype, hcrt_backend_stream_t *stream);
+hcrt_status_t hcrt_gpu_coll_broadcast(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
+                                      size_t count, hcrt_dtype_t dtype, int root, hcrt_backend_stream_t *stream);
+/* The table entries of the vendor collective family (both plugins' tables use this, followed by a comma). */
+#define HCRT_GPU_COLL_OPS                                                                                              \
+    .coll_unique_id_size = 128, .coll_get_unique_id = hcrt_gpu_coll_get_unique_id, .coll_init = hcrt_gpu_coll_init,    \
+    .coll_destroy = hcrt_gpu_coll_destroy, .coll_abort = hcrt_gpu_coll_abort,                                          \
+    .coll_allreduce = hcrt_gpu_coll_allreduce, .coll_reduce_scatter = hcrt_gpu_coll_reduce_scatter,                    \
+    .coll_allgather = hcrt_gpu_coll_allgather, .coll_broadcast = hcrt_gpu_coll_broadcast
+#else
+/* Without the vendor library the family stays NULL; the entry keeps the tables' syntax the same. */
+#define HCRT_GPU_COLL_OPS .coll_unique_id_size = 0
 #endif
 
 #endif /* HCRT_GPU_PLUGIN_H */

@@ -1,9 +1,9 @@
 /*
  * backends/hip/hip_table.c - the hip plugin's exported table (hcrt/backend.h, ABI v1).
  *
- * The ops are the shared GPU implementation (backends/gpu/gpu_*.c) built against the HIP runtime.
- * Debian has no RCCL, so the vendor collective entries stay NULL and the runtime answers
- * HCRT_ERR_NOT_SUPPORTED for them (and never reports HCRT_CAP_VENDOR_COLL for a hip device).
+ * The ops are the shared GPU implementation (backends/gpu/gpu_*.c) built against the HIP runtime. The
+ * vendor collective entries are RCCL's, loaded when first needed (gpu_ccl.c; Debian has no RCCL, ROCm
+ * installs ship it): without the library the runtime stages hip buffers through its own paths.
  */
 #include "gpu_plugin.h"
 
@@ -35,6 +35,7 @@ HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
     .event_elapsed = hcrt_gpu_event_elapsed,
     .reduce = hcrt_gpu_reduce,
     .scale = hcrt_gpu_scale,
+    HCRT_GPU_COLL_OPS,
     .host_register = hcrt_gpu_host_register,
     .host_unregister = hcrt_gpu_host_unregister,
     .reduce3 = hcrt_gpu_reduce3,

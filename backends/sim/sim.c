@@ -3,9 +3,10 @@
  * and kernels.
  *
  * Settings come only from the runtime's config service: HCRT_SIM_DEVICES, HCRT_SIM_MEMORY (capacity per
- * device), HCRT_SIM_SPEED and HCRT_SIM_FAULT. Every op checks that each device pointer range it is given
- * lies inside one live allocation of the right device, so a wrong pointer is HCRT_ERR_INVALID_ARG and
- * never a crash; the data itself lives in a separate storage mapping (sim_heap.c).
+ * device), HCRT_SIM_SPEED and HCRT_SIM_FAULT (simccl, the vendor collectives, reads its own: sim_ccl.c).
+ * Every op checks that each device pointer range it is given lies inside one live allocation of the right
+ * device, so a wrong pointer is HCRT_ERR_INVALID_ARG and never a crash; the data itself lives in a
+ * separate storage mapping (sim_heap.c).
  *
  * Work runs in the caller (no stream) or on the stream's worker thread, like the cpu backend; each kernel
  * and copy then sleeps for (1/speed - 1) times the CPU time it took, so a device of speed 0.5 takes
@@ -63,6 +64,7 @@ typedef struct sim_state {
     hcrt__list_t streams;   /* live streams, freed by finalize if the user did not */
     hcrt__list_t events;
     hcrt__hostreg_t hostreg; /* host ranges registered for kernels (host_register) */
+    sim_ccl_t *ccl;          /* the vendor collective library (sim_ccl.c), NULL without one */
 } sim_state_t;
 
 struct hcrt_backend_stream {
@@ -484,8 +486,16 @@ static hcrt_status_t sim_init(const hcrt_backend_services_t *svc, void **state)
         free(st);
         return sim_fail(NULL, -1, status, "%s", err);
     }
+    status = sim_ccl_create(svc, (int)ndev, &st->ccl, err, sizeof(err));
+    if (status != HCRT_OK) {
+        pthread_mutex_destroy(&st->reg_mu);
+        hcrt__hostreg_fini(&st->hostreg);
+        free(st);
+        return sim_fail(NULL, -1, status, "%s", err);
+    }
     st->devs = calloc((size_t)ndev, sizeof(*st->devs));
     if (!st->devs || hcrt__hostmem_create(&st->host_mem) != HCRT_OK) {
+        sim_ccl_destroy(st->ccl);
         free(st->devs);
         pthread_mutex_destroy(&st->reg_mu);
         hcrt__hostreg_fini(&st->hostreg);
@@ -515,6 +525,9 @@ static void sim_finalize(void *state)
     sim_state_t *st = state;
     if (!st)
         return;
+    /* First: collectives still queued on the streams below then fail at once instead of waiting for peers. */
+    sim_ccl_destroy(st->ccl);
+    st->ccl = NULL;
     while (st->streams.next != &st->streams) {
         hcrt_backend_stream_t *s = (hcrt_backend_stream_t *)st->streams.next;
         hcrt__list_del(&s->link);
@@ -569,7 +582,8 @@ static hcrt_status_t sim_device_props(void *state, int dev, hcrt_backend_device_
     props->free_memory = d->heap.capacity - d->heap.used;
     pthread_mutex_unlock(&d->mu);
     props->speed = st->speed;
-    props->caps = HCRT_CAP_PEER_COPY | HCRT_CAP_FAULT_INJECTION | HCRT_CAP_PINNED_HOST;
+    props->caps = HCRT_CAP_PEER_COPY | HCRT_CAP_FAULT_INJECTION | HCRT_CAP_PINNED_HOST | sim_ccl_caps(st->ccl);
+    snprintf(props->vendor, sizeof(props->vendor), "%s", sim_ccl_vendor(st->ccl));
     props->numa_node = -1;
     return HCRT_OK;
 }
@@ -1075,6 +1089,64 @@ hcrt_status_t sim_kernel_fail(void *state, int dev, hcrt_status_t status, const 
         dev = -1;
     return sim_fail(st, dev, status, "sim device %d: %s", dev, msg);
 }
+/* ---- what sim_ccl.c borrows (sim.h) --------------------------------------------------------------- */
+
+void *sim_storage_of(sim_state_t *st, int dev, const void *ptr, size_t bytes, const char *fn, const char *name)
+{
+    return sim_translate(st, dev, ptr, bytes, fn, name);
+}
+
+hcrt_status_t sim_device_op(sim_state_t *st, int dev, const char *what)
+{
+    return sim_gate(st, dev, SIM_GATE_PLAIN, what, NULL, NULL);
+}
+
+hcrt_status_t sim_error(sim_state_t *st, int dev, hcrt_status_t status, const char *fmt, ...)
+{
+    char text[sizeof(sim_err)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    return sim_fail(st, dev, status, "%s", text);
+}
+
+hcrt_status_t sim_submit(sim_state_t *st, int dev, hcrt_backend_stream_t *stream,
+                         hcrt_status_t (*fn)(void *arg, char *msg), const void *arg, size_t size)
+{
+    if (stream) {
+        hcrt_status_t s = hcrt__wq_submit(stream->wq, fn, arg, size);
+        return s == HCRT_OK ? HCRT_OK
+                            : sim_fail(st, dev, s, "sim device %d: cannot queue work (out of host memory)", dev);
+    }
+    char msg[HCRT__WQ_MSG_LEN] = "";
+    void *copy = malloc(size ? size : 1);
+    if (!copy)
+        return sim_fail(st, dev, HCRT_ERR_NO_MEMORY, "sim device %d: out of host memory", dev);
+    memcpy(copy, arg, size);
+    hcrt_status_t s = fn(copy, msg);
+    free(copy);
+    if (s != HCRT_OK)
+        sim_fail(st, dev, s, "%s", msg);
+    return s;
+}
+
+int sim_stream_dev(const hcrt_backend_stream_t *stream)
+{
+    return stream->dev;
+}
+const hcrt_backend_services_t *sim_services(const sim_state_t *st)
+{
+    return st->svc;
+}
+const sim_fault_t *sim_faults(const sim_state_t *st)
+{
+    return &st->fault;
+}
+sim_ccl_t *sim_ccl_of(const sim_state_t *st)
+{
+    return st->ccl;
+}
 
 HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
     .struct_size = sizeof(hcrt_backend_v1_t),
@@ -1104,6 +1176,15 @@ HCRT_BACKEND_EXPORT const hcrt_backend_v1_t hcrt_backend_v1 = {
     .event_elapsed = sim_event_elapsed,
     .reduce = sim_reduce,
     .scale = sim_scale,
+    .coll_unique_id_size = SIM_CCL_ID_BYTES,
+    .coll_get_unique_id = sim_coll_get_unique_id,
+    .coll_init = sim_coll_init,
+    .coll_destroy = sim_coll_destroy,
+    .coll_abort = sim_coll_abort,
+    .coll_allreduce = sim_coll_allreduce,
+    .coll_reduce_scatter = sim_coll_reduce_scatter,
+    .coll_allgather = sim_coll_allgather,
+    .coll_broadcast = sim_coll_broadcast,
     .host_register = sim_host_register,
     .host_unregister = sim_host_unregister,
     .reduce3 = sim_reduce3,

@@ -67,12 +67,15 @@ typedef struct sim_fault {
     uint64_t alloc_fail; /* the Nth allocation fails (1-based); 0: never */
     uint64_t copy_fail;  /* the Nth copy fails (1-based); 0: never */
     uint64_t register_fail; /* the Nth host_register is refused with HCRT_ERR_BACKEND (1-based); 0: never */
+    uint64_t coll_hang;     /* the Nth simccl collective of the device hangs until aborted (1-based); 0: never */
+    uint64_t coll_init_fail; /* the Nth simccl coll_init of the device fails (1-based); 0: never */
     uint64_t lost_after; /* the device is lost after this many ops, when has_lost */
     bool has_lost;
     int dev; /* the device the faults apply to; -1: every device */
 } sim_fault_t;
 
-/* Parses HCRT_SIM_FAULT ("alloc_fail=N,copy_fail=N,register_fail=N,lost_after=N,dev=I"; "" for none). HCRT_ERR_CONFIG
+/* Parses HCRT_SIM_FAULT ("alloc_fail=N,copy_fail=N,register_fail=N,lost_after=N,coll_hang=N,coll_init_fail=N,
+ * dev=I"; "" for none). HCRT_ERR_CONFIG
  * with the reason in err on a malformed value or a dev outside [0, ndev). */
 hcrt_status_t sim_fault_parse(const char *text, int ndev, sim_fault_t *fault, char *err, size_t errlen);
 
@@ -101,5 +104,54 @@ hcrt_status_t sim_kernel_fail(void *state, int dev, hcrt_status_t status, const 
 
 /* sim's side of the host-run backends' compute table (backends/common/hostcomp.h). */
 extern const hcrt__hc_host_t sim_compute_host;
+/* ---- what sim.c lends the vendor collective library (sim_ccl.c) ------------------------------------ */
+
+typedef struct sim_state sim_state_t;
+typedef struct sim_ccl sim_ccl_t;
+
+/* The storage behind device range [ptr, ptr+bytes) of `dev`, or NULL after recording why (INVALID_ARG,
+ * naming fn and the argument). */
+void *sim_storage_of(sim_state_t *st, int dev, const void *ptr, size_t bytes, const char *fn, const char *name);
+/* Counts one op of `dev` toward its injected faults: HCRT_ERR_DEVICE_LOST when the device is lost. */
+hcrt_status_t sim_device_op(sim_state_t *st, int dev, const char *what);
+/* Records a failure for last_error() (and dev's health when dev >= 0); returns status. */
+hcrt_status_t sim_error(sim_state_t *st, int dev, hcrt_status_t status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Runs fn(copy of arg) on the stream's worker, in order (stream NULL: now, in the caller). A failure
+ * of fn is reported by the next sync of the stream (at once without a stream). */
+hcrt_status_t sim_submit(sim_state_t *st, int dev, hcrt_backend_stream_t *stream,
+                         hcrt_status_t (*fn)(void *arg, char *msg), const void *arg, size_t size);
+/* The device a stream belongs to. */
+int sim_stream_dev(const hcrt_backend_stream_t *stream);
+const hcrt_backend_services_t *sim_services(const sim_state_t *st);
+const sim_fault_t *sim_faults(const sim_state_t *st);
+sim_ccl_t *sim_ccl_of(const sim_state_t *st);
+
+/* ---- simccl: the vendor collectives of sim devices (sim_ccl.c) ----------------------------------------
+ * Sim devices of processes of one node that carry the same vendor tag (HCRT_SIM_VENDOR) form groups
+ * that reduce, gather and broadcast device memory through a shared-memory segment standing for NVLink,
+ * at the bandwidth of HCRT_SIM_LINK_GBS. */
+
+/* Reads the simccl settings; *out NULL (and HCRT_OK) when the devices have no vendor library. */
+hcrt_status_t sim_ccl_create(const hcrt_backend_services_t *svc, int ndev, sim_ccl_t **out, char *err, size_t errlen);
+/* Aborts the communicators still alive and frees the library. NULL is a no-op. */
+void sim_ccl_destroy(sim_ccl_t *ccl);
+/* The capability bits and the vendor name sim devices report with the library. */
+uint64_t sim_ccl_caps(const sim_ccl_t *ccl);
+const char *sim_ccl_vendor(const sim_ccl_t *ccl);
+
+#define SIM_CCL_ID_BYTES 64
+hcrt_status_t sim_coll_get_unique_id(void *state, void *id);
+hcrt_status_t sim_coll_init(void *state, int dev, const void *id, int nranks, int rank, hcrt_backend_coll_t **coll);
+hcrt_status_t sim_coll_destroy(void *state, hcrt_backend_coll_t *coll);
+hcrt_status_t sim_coll_abort(void *state, hcrt_backend_coll_t *coll);
+hcrt_status_t sim_coll_allreduce(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv, size_t count,
+                                 hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream);
+hcrt_status_t sim_coll_reduce_scatter(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
+                                      size_t count, hcrt_dtype_t dtype, hcrt_op_t op, hcrt_backend_stream_t *stream);
+hcrt_status_t sim_coll_allgather(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv, size_t count,
+                                 hcrt_dtype_t dtype, hcrt_backend_stream_t *stream);
+hcrt_status_t sim_coll_broadcast(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv, size_t count,
+                                 hcrt_dtype_t dtype, int root, hcrt_backend_stream_t *stream);
 
 #endif /* HCRT_SIM_H */

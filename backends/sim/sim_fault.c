@@ -4,7 +4,9 @@
  * The value is a comma-separated list of key=value pairs (runtime/config_table.c documents it):
  * alloc_fail=N (the Nth allocation fails), copy_fail=N (the Nth copy fails), register_fail=N (the Nth
  * host registration is refused, as a GPU runtime may refuse to pin), lost_after=N (the device is
- * lost once N ops have run), dev=I (only device I; default every device). Counts are 1-based for the
+ * lost once N ops have run), coll_hang=N (the Nth vendor collective of simccl never arrives, until its
+ * communicator is aborted), coll_init_fail=N (the Nth simccl communicator of the device fails to set up),
+ * dev=I (only device I; default every device). Counts are 1-based for the
  * failures; lost_after=0 loses the device before its first op. Anything else is a configuration error
  * that names the offending piece, so a typo in a test's fault spec can never silently test nothing.
  */
@@ -50,13 +52,15 @@ hcrt_status_t sim_fault_parse(const char *text, int ndev, sim_fault_t *fault, ch
         uint64_t v = 0;
         if (!eq || !parse_u64(eq + 1, len - (size_t)(eq + 1 - p), &v)) {
             snprintf(err, errlen,
-                     "HCRT_SIM_FAULT='%s': '%.*s' is not key=N (keys: alloc_fail, copy_fail, register_fail, lost_after, dev)", text,
-                     (int)len, p);
+                     "HCRT_SIM_FAULT='%s': '%.*s' is not key=N (keys: alloc_fail, copy_fail, register_fail, "
+                     "lost_after, coll_hang, coll_init_fail, dev)",
+                     text, (int)len, p);
             return HCRT_ERR_CONFIG;
         }
         const size_t klen = (size_t)(eq - p);
 #define KEY_IS(k) (klen == strlen(k) && strncmp(p, (k), klen) == 0)
-        if (KEY_IS("alloc_fail") || KEY_IS("copy_fail") || KEY_IS("register_fail")) {
+        if (KEY_IS("alloc_fail") || KEY_IS("copy_fail") || KEY_IS("register_fail") || KEY_IS("coll_hang") ||
+            KEY_IS("coll_init_fail")) {
             if (v == 0) {
                 snprintf(err, errlen, "HCRT_SIM_FAULT='%s': '%.*s': the count starts at 1", text, (int)len, p);
                 return HCRT_ERR_CONFIG;
@@ -65,6 +69,10 @@ hcrt_status_t sim_fault_parse(const char *text, int ndev, sim_fault_t *fault, ch
                 fault->alloc_fail = v;
             else if (KEY_IS("copy_fail"))
                 fault->copy_fail = v;
+            else if (KEY_IS("coll_hang"))
+                fault->coll_hang = v;
+            else if (KEY_IS("coll_init_fail"))
+                fault->coll_init_fail = v;
             else
                 fault->register_fail = v;
         } else if (KEY_IS("lost_after")) {
@@ -79,8 +87,9 @@ hcrt_status_t sim_fault_parse(const char *text, int ndev, sim_fault_t *fault, ch
             fault->dev = (int)v;
         } else {
             snprintf(err, errlen,
-                     "HCRT_SIM_FAULT='%s': unknown key '%.*s' (keys: alloc_fail, copy_fail, register_fail, lost_after, dev)", text,
-                     (int)klen, p);
+                     "HCRT_SIM_FAULT='%s': unknown key '%.*s' (keys: alloc_fail, copy_fail, register_fail, lost_after, "
+                     "coll_hang, coll_init_fail, dev)",
+                     text, (int)klen, p);
             return HCRT_ERR_CONFIG;
         }
 #undef KEY_IS

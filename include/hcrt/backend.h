@@ -80,6 +80,7 @@ typedef struct hcrt_backend_services {
 #define HCRT_CAP_ECC              (1ull << 3) /* ECC memory: health() reports ecc error counts */
 #define HCRT_CAP_VENDOR_COLL      (1ull << 4) /* the vendor collective fast path (coll_*) is usable */
 #define HCRT_CAP_FAULT_INJECTION  (1ull << 5) /* honours injected faults (sim) */
+#define HCRT_CAP_VENDOR_COLL_LOCAL (1ull << 6) /* the vendor collectives reach only ranks of one node */
 
 /* Properties of one device, filled by device_props(). Strings are NUL-terminated. */
 typedef struct hcrt_backend_device_props {
@@ -201,13 +202,25 @@ typedef struct hcrt_backend_v1 {
 
     /* ---- optional: vendor collective fast path among ranks of this backend ----
      * Present when struct_size covers them and the pointers are non-NULL; the runtime answers
-     * HCRT_ERR_NOT_SUPPORTED otherwise. Ids are made by one rank and broadcast by the runtime. */
+     * HCRT_ERR_NOT_SUPPORTED otherwise. Ids are made by one rank and broadcast by the runtime. The
+     * runtime groups ranks whose devices report HCRT_CAP_VENDOR_COLL and the same backend and vendor
+     * name (hcrt_backend_device_props_t.vendor), per node with HCRT_CAP_VENDOR_COLL_LOCAL. A plugin
+     * may load its vendor library lazily (dlopen when first needed), so that a node without it still
+     * has the backend. The ops of one communicator are issued in one order on every rank (one stream, as
+     * NCCL asks); reductions must give the same bits on every rank of the group, run after run. */
     size_t coll_unique_id_size;
+    /* Makes the id (coll_unique_id_size bytes). With id NULL it only probes: loads the vendor library if
+     * that has not happened yet and answers HCRT_OK when the collectives can be used, else
+     * HCRT_ERR_NOT_SUPPORTED with the reason ("libnccl.so.2: cannot open shared object file") in
+     * last_error(); hcrt-info shows it as "no vendor collectives: <reason>". */
     hcrt_status_t (*coll_get_unique_id)(void *state, void *id);
     hcrt_status_t (*coll_init)(void *state, int dev, const void *id, int nranks, int rank,
                                hcrt_backend_coll_t **coll);
     hcrt_status_t (*coll_destroy)(void *state, hcrt_backend_coll_t *coll);
-    /* Tears the communicator down without waiting for peers (after a failure elsewhere). */
+    /* Tears the communicator down without waiting for peers (after a failure elsewhere): every rank of
+     * the group still inside one of its operations must leave it (with an error) soon after, and
+     * operations still queued on streams fail at once. The runtime calls it from the thread that issued
+     * the operations, possibly while one of them is still running on a stream. */
     hcrt_status_t (*coll_abort)(void *state, hcrt_backend_coll_t *coll);
     hcrt_status_t (*coll_allreduce)(void *state, hcrt_backend_coll_t *coll, const void *send, void *recv,
                                     size_t count, hcrt_dtype_t dtype, hcrt_op_t op,

@@ -174,6 +174,17 @@ HCRT_EXPORT hcrt_status_t hcrt_backend_count(const hcrt_context_t *ctx, int *cou
 HCRT_EXPORT hcrt_status_t hcrt_backend_get_info(const hcrt_context_t *ctx, int index,
                                                 hcrt_backend_info_t *info);
 
+/*
+ * Whether backend `index` has a usable vendor collective library (NCCL for cuda, RCCL for hip, simccl
+ * for sim), which collectives use inside groups of same-vendor ranks. Plugins load that library lazily:
+ * this call loads it if nothing did yet (communicators do the same when they are created). HCRT_OK when
+ * it can be used; HCRT_ERR_NOT_SUPPORTED when not, with *reason (when reason is not NULL) saying why,
+ * e.g. "libnccl.so.2: cannot open shared object file: No such file or directory" or "the plugin has no
+ * vendor collective ops"; the string lives as long as the context. The answer is found once per backend
+ * and then kept. Not thread-safe with itself.
+ */
+HCRT_EXPORT hcrt_status_t hcrt_backend_vendor_coll(const hcrt_context_t *ctx, int index, const char **reason);
+
 /* Number of usable devices over all loaded backends (the cpu backend contributes one: the host). */
 HCRT_EXPORT hcrt_status_t hcrt_device_count(const hcrt_context_t *ctx, int *count);
 

@@ -33,6 +33,17 @@ static int test_failures_ = 0;
         }                                                                                            \
     } while (0)
 
+/* Like CHECK_MSG but stops the test: for set-up conditions everything after depends on. */
+#define REQUIRE_MSG(cond, ...)                                                                                         \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "FATAL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                           \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fputc('\n', stderr);                                                                                       \
+            exit(1);                                                                                                   \
+        }                                                                                                              \
+    } while (0)
+
 /* Expects an hcrt call to return `expected`; prints the status name and last error otherwise. */
 #define CHECK_STATUS(ctx, call, expected)                                                            \
     do {                                                                                             \

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """tests/fault/coll_fault.py - runs an mpirun job with an injected collective fault and checks the outcome.
 
-usage: coll_fault.py --status N[,N...] --expect REGEX [--expect REGEX...] [--deadline S --slack S] -- CMD...
+usage: coll_fault.py --status N[,N...] --expect REGEX [--expect REGEX...] [--deadline S --slack S]
+                     [--hang REGEX] [--named REGEX] -- CMD...
 
 Every line of the job's output is timestamped as it arrives. The test passes when the exit status is one
 of --status, every --expect regex matches some line, and, with --deadline, the first line naming the
-ranks that had not arrived comes at most deadline + slack seconds after the injected hang was announced
-("hcrt fault: rank R hangs at ...").
+culprit (--named; default: the ranks that had not arrived) comes at most deadline + slack seconds after
+the injected hang was announced (--hang; default "hcrt fault: rank R hangs at ...").
 """
 import argparse
 import re
@@ -21,6 +22,8 @@ def main():
     ap.add_argument("--expect", action="append", default=[])
     ap.add_argument("--deadline", type=float)
     ap.add_argument("--slack", type=float, default=2.0)
+    ap.add_argument("--hang", default=r"hcrt fault: rank \d+ hangs at")
+    ap.add_argument("--named", default="had not arrived")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
@@ -42,8 +45,8 @@ def main():
             print(f"FAIL: no line matches {rx!r}")
             ok = False
     if a.deadline is not None:
-        hang = [t for t, line in lines if re.search(r"hcrt fault: rank \d+ hangs at", line)]
-        named = [t for t, line in lines if "had not arrived" in line]
+        hang = [t for t, line in lines if re.search(a.hang, line)]
+        named = [t for t, line in lines if re.search(a.named, line)]
         if not hang or not named:
             print("FAIL: the hang or the report is missing")
             ok = False

@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "kernels/host_kernels.h"
-#include "test.h"
+#include "test_mpi.h"
 
 static hcrt_context_t *ctx;
 static hcrt_comm_t *comm;
@@ -163,16 +163,6 @@ static void buf_read(const buf_t *b, void *dst, size_t bytes)
         REQUIRE_OK(ctx, hcrt_memcpy(host_dev, dst, b->dev, b->ptr, bytes));
 }
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (p == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
 /* ---- the sweep ---------------------------------------------------------------------------------- */
 
 typedef enum coll { ALLREDUCE, REDUCE, BROADCAST, ALLGATHER, ALLGATHERV, REDUCE_SCATTER, ALLTOALL, ALLTOALLV,
@@ -205,8 +195,8 @@ static void run_case(coll_t c, hcrt_dtype_t d, hcrt_op_t op, bool in_place, size
     case REDUCE_SCATTER: sendn = count * n; recvn = in_place ? count * n : count; break;
     case ALLTOALL: sendn = recvn = count * n; break;
     case ALLGATHERV:
-        counts = xmalloc(n * sizeof(size_t));
-        displs = xmalloc(n * sizeof(size_t));
+        counts = test_xmalloc(n * sizeof(size_t));
+        displs = test_xmalloc(n * sizeof(size_t));
         for (size_t q = 0; q < n; q++) {
             counts[q] = count + q % 2;
             displs[q] = recvn + q; /* a gap of q elements before each block */
@@ -215,10 +205,10 @@ static void run_case(coll_t c, hcrt_dtype_t d, hcrt_op_t op, bool in_place, size
         sendn = counts[r];
         break;
     case ALLTOALLV:
-        counts = xmalloc(n * sizeof(size_t));
-        displs = xmalloc(n * sizeof(size_t));
-        scounts = xmalloc(n * sizeof(size_t));
-        sdispls = xmalloc(n * sizeof(size_t));
+        counts = test_xmalloc(n * sizeof(size_t));
+        displs = test_xmalloc(n * sizeof(size_t));
+        scounts = test_xmalloc(n * sizeof(size_t));
+        sdispls = test_xmalloc(n * sizeof(size_t));
         for (size_t q = 0; q < n; q++) {
             scounts[q] = count + (r + q) % 2;
             sdispls[q] = sendn + 1;
@@ -230,7 +220,7 @@ static void run_case(coll_t c, hcrt_dtype_t d, hcrt_op_t op, bool in_place, size
         break;
     default: break;
     }
-    unsigned char *hs = xmalloc(sendn * es), *hr = xmalloc(recvn * es), *out = xmalloc(recvn * es);
+    unsigned char *hs = test_xmalloc(sendn * es), *hr = test_xmalloc(recvn * es), *out = test_xmalloc(recvn * es);
     /* Inputs. */
     for (size_t i = 0; i < sendn; i++) {
         double v;
@@ -455,55 +445,34 @@ static void fill_floats(float *x, size_t n, int r)
     }
 }
 
-static uint64_t hash(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-/* Every rank holds the same hash. */
-static void check_same_everywhere(uint64_t h, const char *what)
-{
-    uint64_t *all = xmalloc((size_t)nranks * sizeof(*all));
-    MPI_Allgather(&h, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
-    for (int r = 1; r < nranks; r++)
-        CHECK_MSG(all[r] == all[0], "%s: rank %d's result bits differ from rank 0's", what, r);
-    free(all);
-}
-
 static int determinism(void)
 {
     static const size_t sizes[] = {5, 1000, 70000, (1u << 20) + 5};
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         size_t n = sizes[k];
-        float *in = xmalloc(n * 4), *out = xmalloc(n * 4);
+        float *in = test_xmalloc(n * 4), *out = test_xmalloc(n * 4);
         fill_floats(in, n, rank);
         uint64_t first = 0;
         for (int rep = 0; rep < 3; rep++) {
             REQUIRE_OK(ctx, hcrt_comm_allreduce(comm, in, out, n, HCRT_F32, HCRT_OP_SUM, NULL));
-            uint64_t h = hash(out, n * 4);
+            uint64_t h = test_hash(out, n * 4);
             if (rep == 0)
                 first = h;
             CHECK_MSG(h == first, "count %zu: repeat %d gave other bits", n, rep);
         }
-        check_same_everywhere(first, "allreduce f32 sum");
+        test_same_everywhere(first, "allreduce f32 sum");
         /* bf16 accumulates in f32 and rounds each step: also deterministic */
-        uint16_t *b = xmalloc(n * 2);
+        uint16_t *b = test_xmalloc(n * 2);
         for (size_t i = 0; i < n; i++)
             b[i] = hcrt__f32_to_bf16(in[i]);
         REQUIRE_OK(ctx, hcrt_comm_allreduce(comm, HCRT_IN_PLACE, b, n, HCRT_BF16, HCRT_OP_AVG, NULL));
-        check_same_everywhere(hash(b, n * 2), "allreduce bf16 avg");
+        test_same_everywhere(test_hash(b, n * 2), "allreduce bf16 avg");
         /* The nonblocking path (ring / recursive doubling) is deterministic across ranks as well. */
         hcrt_request_t *req = NULL;
         REQUIRE_OK(ctx, hcrt_comm_iallreduce(comm, in, out, n, HCRT_F32, HCRT_OP_SUM, NULL, &req));
         CHECK_OK(ctx, hcrt_request_wait(req));
         hcrt_request_free(req);
-        check_same_everywhere(hash(out, n * 4), "iallreduce f32 sum");
+        test_same_everywhere(test_hash(out, n * 4), "iallreduce f32 sum");
         free(b);
         free(in);
         free(out);
@@ -526,7 +495,7 @@ static int mixed(void)
     static const size_t sizes[] = {3, 4099, (1u << 20) + 7};
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         size_t n = sizes[k];
-        float *in = xmalloc(n * 4), *ref = xmalloc(n * 4), *got = xmalloc(n * 4);
+        float *in = test_xmalloc(n * 4), *ref = test_xmalloc(n * 4), *got = test_xmalloc(n * 4);
         fill_floats(in, n, rank);
         REQUIRE_OK(ctx, hcrt_comm_allreduce(comm, in, ref, n, HCRT_F32, HCRT_OP_SUM, NULL));
         buf_t bs, br;
@@ -538,10 +507,10 @@ static int mixed(void)
         buf_read(&br, got, n * 4);
         CHECK_MSG(memcmp(got, ref, n * 4) == 0, "count %zu: %s device result differs from the host run", n,
                   hcrt_device_backend(mine));
-        check_same_everywhere(hash(got, n * 4), "mixed allreduce");
+        test_same_everywhere(test_hash(got, n * 4), "mixed allreduce");
         /* Other collectives on mixed devices, against the host run as well. */
         size_t m = n / (size_t)nranks + 1;
-        float *gref = xmalloc(m * 4 * (size_t)nranks), *ggot = xmalloc(m * 4 * (size_t)nranks);
+        float *gref = test_xmalloc(m * 4 * (size_t)nranks), *ggot = test_xmalloc(m * 4 * (size_t)nranks);
         REQUIRE_OK(ctx, hcrt_comm_allgather(comm, in, gref, m, HCRT_F32, NULL));
         buf_t bg;
         buf_alloc(&bg, host ? NULL : mine, m * 4 * (size_t)nranks, 0);
@@ -567,9 +536,9 @@ static int mixed(void)
 static int nonblocking(void)
 {
     size_t n = 100003, es = 4, N = (size_t)nranks;
-    float *a_in = xmalloc(n * es), *a_out = xmalloc(n * es), *ref = xmalloc(n * es);
-    int32_t *bc = xmalloc(5000 * 4), *ag_in = xmalloc(333 * 4), *ag_out = xmalloc(333 * 4 * N);
-    double *rs_in = xmalloc(77 * N * 8), *rs_out = xmalloc(77 * 8);
+    float *a_in = test_xmalloc(n * es), *a_out = test_xmalloc(n * es), *ref = test_xmalloc(n * es);
+    int32_t *bc = test_xmalloc(5000 * 4), *ag_in = test_xmalloc(333 * 4), *ag_out = test_xmalloc(333 * 4 * N);
+    double *rs_in = test_xmalloc(77 * N * 8), *rs_out = test_xmalloc(77 * 8);
     for (int kind = 0; kind < 2; kind++) {
         hcrt_device_t *dev = kind ? sim_dev : NULL;
         for (size_t i = 0; i < n; i++)

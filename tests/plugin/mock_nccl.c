@@ -1,17 +1,25 @@
 /*
  * tests/plugin/mock_nccl.c - NCCL's collective API over MPI and host memory, for testing the cuda plugin's
- * vendor collective path (backends/cuda/cuda_nccl.c) on machines without a GPU.
+ * vendor collective path (backends/gpu/gpu_ccl.c, NCCL and RCCL alike) on machines without a GPU.
  *
- * Linked, with mock_cudart.c, into a copy of the cuda plugin built with HCRT_HAVE_NCCL
- * (tests/plugin/nccl_mock/). The mock "device" memory is host memory, so each collective can be carried
- * by MPI: a communicator is MPI_COMM_WORLD split by the unique id (every rank of the world takes part in
- * ncclCommInitRank, as in hcrt's use), allreduce gathers every rank's contribution and reduces them in
- * rank order with the host kernels (so results are deterministic and every dtype works, f16 and bf16
- * included), ncclAvg divides the sum by the rank count with the host scale kernel. The number of calls is
- * exported (hcrt_mock_nccl_calls) so a test can see that the vendor path was really taken.
+ * Built as a library of its own (libnccl-mock.so, tests/plugin/nccl_mock/), which the mock copies of the
+ * cuda and hip plugins load with dlopen() exactly as they load NCCL and RCCL (HCRT_NCCL_LIBRARY,
+ * HCRT_RCCL_LIBRARY). The mock "device" memory is host memory, so each collective can be carried by MPI: a
+ * communicator is an MPI communicator of the ranks that joined with one unique id (only those call
+ * ncclCommInitRank, as hcrt does for one vendor group: the id names the world rank that made it, the
+ * members report to it and it hands them the member list, then MPI_Comm_create_group involves nobody
+ * else), allreduce gathers every rank's contribution and reduces them in rank order with the host kernels
+ * (so results are deterministic and every dtype works, f16 and bf16 included), ncclAvg divides the sum by
+ * the rank count with the host scale kernel.
+ *
+ * For tests it exports counters (hcrt_mock_nccl_calls: collectives, hcrt_mock_nccl_aborts: aborts) and
+ * takes one injected failure from its environment (it stands for a vendor library, not for a plugin):
+ * MOCK_NCCL_FAIL=N:R makes the Nth collective of world rank R return ncclRemoteError after taking part
+ * in the exchange (so no peer waits), as a device or network failure inside the library would.
  */
 #include <mpi.h>
 #include <nccl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,36 +30,83 @@ struct ncclComm {
     int nranks, rank;
 };
 
-/* Collective calls made through this mock (not thread-safe: the tests are single-threaded). */
-__attribute__((visibility("default"))) unsigned long hcrt_mock_nccl_calls;
+#define MOCK_API __attribute__((visibility("default")))
+
+/* Collective calls and aborts made through this mock (not thread-safe: the tests are single-threaded). */
+MOCK_API unsigned long hcrt_mock_nccl_calls;
+MOCK_API unsigned long hcrt_mock_nccl_aborts;
+
+/* MOCK_NCCL_FAIL=N:R: whether this call (the mock's collective number `n`) is the one to fail. */
+static bool mock_fails(unsigned long n)
+{
+    const char *spec = getenv("MOCK_NCCL_FAIL");
+    unsigned long at = 0;
+    int r = -1, me = -1;
+    if (spec == NULL || sscanf(spec, "%lu:%d", &at, &r) != 2)
+        return false;
+    MPI_Comm_rank(MPI_COMM_WORLD, &me);
+    return n == at && me == r;
+}
 
 static int mock_seq;
 
-ncclResult_t ncclGetUniqueId(ncclUniqueId *id)
+/* The id: a number unique to the making rank, and that rank's world rank. */
+typedef struct mock_id {
+    int seq, maker;
+} mock_id_t;
+
+/* Tags of the set-up messages on MPI_COMM_WORLD, one pair per id (hcrt never uses MPI_COMM_WORLD). */
+#define MOCK_TAG(id) (30000 + ((id).maker * 97 + (id).seq) % 2000)
+
+MOCK_API ncclResult_t ncclGetUniqueId(ncclUniqueId *id)
 {
+    mock_id_t m = {.seq = ++mock_seq};
+    MPI_Comm_rank(MPI_COMM_WORLD, &m.maker);
     memset(id, 0, sizeof *id);
-    /* Only the color of the split matters to this mock; make it differ per call. */
-    int color = ++mock_seq;
-    memcpy(id->internal, &color, sizeof color);
+    memcpy(id->internal, &m, sizeof m);
     return ncclSuccess;
 }
 
-ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int rank)
+MOCK_API ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int rank)
 {
-    int color, size;
-    memcpy(&color, id.internal, sizeof color);
+    mock_id_t m;
+    memcpy(&m, id.internal, sizeof m);
+    int me = 0, tag = MOCK_TAG(m);
+    MPI_Comm_rank(MPI_COMM_WORLD, &me);
+    int *world = calloc((size_t)nranks, sizeof(int));
     struct ncclComm *c = calloc(1, sizeof *c);
-    if (!c)
-        return ncclSystemError;
-    if (MPI_Comm_split(MPI_COMM_WORLD, color, rank, &c->mpi) != MPI_SUCCESS) {
+    if (!c || !world) {
         free(c);
+        free(world);
         return ncclSystemError;
     }
-    MPI_Comm_size(c->mpi, &size);
-    if (size != nranks) {
-        MPI_Comm_free(&c->mpi);
+    /* Rank 0 of the new communicator collects (rank, world rank) from the others and sends the list. */
+    if (rank == 0) {
+        world[0] = me;
+        for (int i = 1; i < nranks; i++) {
+            int pair[2];
+            MPI_Recv(pair, 2, MPI_INT, MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            if (pair[0] > 0 && pair[0] < nranks)
+                world[pair[0]] = pair[1];
+        }
+        for (int i = 1; i < nranks; i++)
+            MPI_Send(world, nranks, MPI_INT, world[i], tag + 1, MPI_COMM_WORLD);
+    } else {
+        int pair[2] = {rank, me}, leader = m.maker;
+        /* The maker is rank 0 of the communicator in hcrt's use (the group's first rank makes the id). */
+        MPI_Send(pair, 2, MPI_INT, leader, tag, MPI_COMM_WORLD);
+        MPI_Recv(world, nranks, MPI_INT, leader, tag + 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    }
+    MPI_Group wg, gg;
+    MPI_Comm_group(MPI_COMM_WORLD, &wg);
+    MPI_Group_incl(wg, nranks, world, &gg);
+    int rc = MPI_Comm_create_group(MPI_COMM_WORLD, gg, tag, &c->mpi);
+    MPI_Group_free(&gg);
+    MPI_Group_free(&wg);
+    free(world);
+    if (rc != MPI_SUCCESS || c->mpi == MPI_COMM_NULL) {
         free(c);
-        return ncclInvalidArgument;
+        return ncclSystemError;
     }
     c->nranks = nranks;
     c->rank = rank;
@@ -59,24 +114,32 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int
     return ncclSuccess;
 }
 
-ncclResult_t ncclCommFinalize(ncclComm_t comm)
+MOCK_API ncclResult_t ncclCommFinalize(ncclComm_t comm)
 {
     return MPI_Barrier(comm->mpi) == MPI_SUCCESS ? ncclSuccess : ncclSystemError;
 }
 
-ncclResult_t ncclCommDestroy(ncclComm_t comm)
+MOCK_API ncclResult_t ncclCommDestroy(ncclComm_t comm)
 {
     MPI_Comm_free(&comm->mpi);
     free(comm);
     return ncclSuccess;
 }
 
-ncclResult_t ncclCommAbort(ncclComm_t comm)
+MOCK_API ncclResult_t ncclCommAbort(ncclComm_t comm)
 {
+    hcrt_mock_nccl_aborts++;
+    /* A real abort does not wait for the peers; freeing the split communicator does not either. */
     return ncclCommDestroy(comm);
 }
 
-const char *ncclGetErrorString(ncclResult_t result)
+MOCK_API ncclResult_t ncclGetVersion(int *version)
+{
+    *version = NCCL_VERSION_CODE;
+    return ncclSuccess;
+}
+
+MOCK_API const char *ncclGetErrorString(ncclResult_t result)
 {
     switch (result) {
     case ncclSuccess:
@@ -90,7 +153,7 @@ const char *ncclGetErrorString(ncclResult_t result)
     }
 }
 
-const char *ncclGetLastError(ncclComm_t comm)
+MOCK_API const char *ncclGetLastError(ncclComm_t comm)
 {
     (void)comm;
     return "";
@@ -157,16 +220,16 @@ static ncclResult_t mock_reduce_all(const void *send, void *recv, size_t count, 
     return ncclSuccess;
 }
 
-ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t datatype, ncclRedOp_t op,
-                           ncclComm_t comm, cudaStream_t stream)
+MOCK_API ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t datatype, ncclRedOp_t op,
+                                    ncclComm_t comm, cudaStream_t stream)
 {
     (void)stream;
-    hcrt_mock_nccl_calls++;
-    return mock_reduce_all(send, recv, count, datatype, op, comm);
+    ncclResult_t r = mock_reduce_all(send, recv, count, datatype, op, comm);
+    return mock_fails(++hcrt_mock_nccl_calls) ? ncclRemoteError : r;
 }
 
-ncclResult_t ncclReduceScatter(const void *send, void *recv, size_t recvcount, ncclDataType_t datatype, ncclRedOp_t op,
-                               ncclComm_t comm, cudaStream_t stream)
+MOCK_API ncclResult_t ncclReduceScatter(const void *send, void *recv, size_t recvcount, ncclDataType_t datatype,
+                                        ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream)
 {
     hcrt_dtype_t dt;
     size_t es;
@@ -182,11 +245,11 @@ ncclResult_t ncclReduceScatter(const void *send, void *recv, size_t recvcount, n
     if (r == ncclSuccess)
         memcpy(recv, full + (size_t)comm->rank * recvcount * es, recvcount * es);
     free(full);
-    return r;
+    return mock_fails(hcrt_mock_nccl_calls) ? ncclRemoteError : r;
 }
 
-ncclResult_t ncclAllGather(const void *send, void *recv, size_t sendcount, ncclDataType_t datatype, ncclComm_t comm,
-                           cudaStream_t stream)
+MOCK_API ncclResult_t ncclAllGather(const void *send, void *recv, size_t sendcount, ncclDataType_t datatype,
+                                    ncclComm_t comm, cudaStream_t stream)
 {
     hcrt_dtype_t dt;
     size_t es;
@@ -199,8 +262,8 @@ ncclResult_t ncclAllGather(const void *send, void *recv, size_t sendcount, ncclD
                                                                                                  : ncclSystemError;
 }
 
-ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t datatype, int root,
-                           ncclComm_t comm, cudaStream_t stream)
+MOCK_API ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t datatype, int root,
+                                    ncclComm_t comm, cudaStream_t stream)
 {
     hcrt_dtype_t dt;
     size_t es;

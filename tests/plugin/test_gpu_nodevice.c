@@ -85,9 +85,8 @@ static void check_table(const char *name, const char *path)
         CHECK(t->stream_create && t->stream_destroy && t->stream_sync && t->event_create && t->event_destroy &&
               t->event_record && t->event_sync && t->event_query && t->event_elapsed);
         CHECK(t->reduce && t->scale);
-        /* The vendor collective path comes complete or not at all (hip: never, no RCCL on Debian). */
+        /* The vendor collective path (NCCL, RCCL: loaded when first needed) comes complete or not at all. */
         if (HCRT_BACKEND_HAS_OP(t, coll_init)) {
-            CHECK(strcmp(name, "cuda") == 0);
             CHECK(t->coll_unique_id_size > 0 && t->coll_get_unique_id && t->coll_destroy && t->coll_abort &&
                   t->coll_allreduce && t->coll_reduce_scatter && t->coll_allgather && t->coll_broadcast);
         }

@@ -58,7 +58,8 @@ static void usage(FILE *f)
             "  -w, --warmup N        untimed iterations per size (default 5)\n"
             "  -r, --repeat R        time each size R times and keep the fastest, for hcrt and MPI alike\n"
             "                        (default 1; helps on a machine shared with other work)\n"
-            "      --backend B       where hcrt's buffers live: cpu (default) or sim (each rank's sim device)\n"
+            "      --backend B       where hcrt's buffers live: cpu (default), or sim, cuda, hip (each rank's\n"
+            "                        context device of that backend, else its device 0)\n"
             "      --check           verify results and count wrong elements (#wrong is - without it)\n"
             "      --compare-mpi     also time Open MPI on host buffers of the same size, with the ratio\n"
             "      --json FILE       write the results as JSON (rank 0)\n"
@@ -157,8 +158,9 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         fprintf(stderr, "hcrt-bench: need iters >= 1, warmup >= 0, repeat >= 1 and minbytes <= maxbytes\n");
         return 2;
     }
-    if (strcmp(o->backend, "cpu") != 0 && strcmp(o->backend, "sim") != 0) {
-        fprintf(stderr, "hcrt-bench: --backend takes cpu or sim\n");
+    if (strcmp(o->backend, "cpu") != 0 && strcmp(o->backend, "sim") != 0 && strcmp(o->backend, "cuda") != 0 &&
+        strcmp(o->backend, "hip") != 0) {
+        fprintf(stderr, "hcrt-bench: --backend takes cpu, sim, cuda or hip\n");
         return 2;
     }
     return 0;
@@ -382,11 +384,12 @@ int hcrt_bench_coll_main(int argc, char **argv)
     shape(o.coll, o.maxb, es, &count, &sendn, &recvn);
     size_t cap = (sendn > recvn ? sendn : recvn) * es + 64;
     bufs_t b = {.cap = cap};
-    if (strcmp(o.backend, "sim") == 0) {
+    if (strcmp(o.backend, "cpu") != 0) {
         hcrt_device_t *dev = NULL;
-        if (hcrt_context_device(ctx, &dev) != HCRT_OK || strcmp(hcrt_device_backend(dev), "sim") != 0) {
-            if (hcrt_device_find(ctx, "sim", 0, &dev) != HCRT_OK) {
-                fprintf(stderr, "hcrt-bench: no sim device (is the sim plugin on HCRT_BACKEND_PATH?)\n");
+        if (hcrt_context_device(ctx, &dev) != HCRT_OK || strcmp(hcrt_device_backend(dev), o.backend) != 0) {
+            if (hcrt_device_find(ctx, o.backend, 0, &dev) != HCRT_OK) {
+                fprintf(stderr, "hcrt-bench: no %s device (is its plugin on HCRT_BACKEND_PATH?): %s\n", o.backend,
+                        hcrt_last_error(ctx));
                 return 1;
             }
         }

@@ -142,6 +142,10 @@ static hcrt_status_t collect_backends(hcrt_context_t *ctx, info_report_t *r)
         ib->info.struct_size = sizeof(ib->info);
         if ((st = hcrt_backend_get_info(ctx, b, &ib->info)) != HCRT_OK)
             return st;
+        /* Asking loads the vendor library (NCCL, RCCL) if the plugin has not yet: its absence is shown. */
+        ib->vendor_coll_reason = "";
+        if (ib->info.status == HCRT_BACKEND_LOADED)
+            ib->vendor_coll = hcrt_backend_vendor_coll(ctx, b, &ib->vendor_coll_reason) == HCRT_OK;
         int n = ib->info.device_count;
         ib->devices = calloc(n > 0 ? (size_t)n : 1, sizeof(*ib->devices));
         if (ib->devices == NULL)

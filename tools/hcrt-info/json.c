@@ -80,6 +80,8 @@ static json_t *report_json(const info_report_t *r)
         /* the compute extension (hcrt/compute.h); compute_detail says why not */
         put(o, "compute", json_boolean(ib->info.compute));
         put(o, "compute_detail", str_or_empty(ib->info.compute_detail));
+        put(o, "vendor_collectives", json_boolean(ib->vendor_coll));
+        put(o, "vendor_collectives_reason", str_or_empty(ib->vendor_coll_reason));
         json_t *devs = json_array();
         for (int i = 0; i < ib->info.device_count; i++)
             json_array_append_new(devs, device_json(&ib->devices[i]));

@@ -16,6 +16,8 @@
 typedef struct info_backend {
     hcrt_backend_info_t info;
     hcrt_device_props_t *devices; /* info.device_count entries */
+    bool vendor_coll;             /* a loaded backend's vendor collective library can be used */
+    const char *vendor_coll_reason; /* why not ("" when it can) */
 } info_backend_t;
 
 /* Where one rank runs (gathered to rank 0 under MPI). */

@@ -59,6 +59,12 @@ int info_print_text(const info_report_t *r)
                    "SGD/AdamW, casts)\n");
         else if (ib->info.status == HCRT_BACKEND_LOADED)
             printf("      compute: no (%s)\n", ib->info.compute_detail);
+        if (ib->info.status == HCRT_BACKEND_LOADED && strcmp(ib->info.name, "cpu") != 0) {
+            if (ib->vendor_coll)
+                printf("      vendor collectives: yes\n");
+            else
+                printf("      no vendor collectives: %s\n", ib->vendor_coll_reason);
+        }
         for (int i = 0; i < ib->info.device_count; i++)
             print_device(&ib->devices[i]);
     }
