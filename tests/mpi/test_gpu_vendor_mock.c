@@ -22,8 +22,9 @@
  *  gpu      On a real GPU (tools/scripts/gpu-check.sh; exits 77 elsewhere): lazy loading of the real
  *           library, sums on device buffers, a communicator of the library made through the plugin's table
  *           (all ranks on the one GPU: NCCL may refuse that, which is reported, not failed), and the
- *           small-message latency of hcrt_comm_allreduce on device buffers beside the library's own
- *           allreduce and stream sync, printed as "latency:" lines.
+ *           time of hcrt_comm_allreduce on device buffers beside the library's own allreduce and stream
+ *           sync, 8 B to 64 KiB (or to argv[3] bytes, e.g. 1G: tools/scripts/gpu-check.sh), printed as
+ *           "latency:" lines with the bus bandwidth of each.
  */
 #include <dlfcn.h>
 #include <math.h>
@@ -403,7 +404,7 @@ static void run_raw(void *arg)
     l->t->stream_sync(l->st, l->stream);
 }
 
-static void test_gpu(hcrt_context_t *ctx, hcrt_device_t *dev, const char *backend)
+static void test_gpu(hcrt_context_t *ctx, hcrt_device_t *dev, const char *backend, size_t max_bytes)
 {
     int index = -1;
     void *handle = plugin_handle(ctx, backend, &index);
@@ -472,20 +473,23 @@ static void test_gpu(hcrt_context_t *ctx, hcrt_device_t *dev, const char *backen
     MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
     if (all) {
         REQUIRE_OK(NULL, t->stream_create(l.st, 0, &l.stream));
-        REQUIRE_OK(NULL, t->mem_alloc(l.st, 0, 64 << 10, &l.raw));
+        REQUIRE_OK(NULL, t->mem_alloc(l.st, 0, max_bytes, &l.raw));
     }
-    REQUIRE_OK(ctx, hcrt_mem_alloc(dev, 64 << 10, &l.buf));
+    REQUIRE_OK(ctx, hcrt_mem_alloc(dev, max_bytes, &l.buf));
+    const char *lib = strcmp(backend, "hip") ? "nccl" : "rccl";
     if (rank == 0)
-        printf("latency: %d rank(s), allreduce f32 sum in place on %s buffers (us per call, slowest rank)\n", size,
-               backend);
-    static const size_t sizes[] = {8, 64, 512, 4096, 32768, 65536};
-    for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
-        size_t bytes = sizes[si];
+        printf("latency: %d rank(s), allreduce f32 sum in place on %s buffers (us per call, slowest rank; busbw "
+               "GB/s with nccl-tests' factor 2(n-1)/n)\n", size, backend);
+    for (size_t bytes = 8; bytes <= max_bytes; bytes = bytes < 65536 ? bytes * 8 : bytes * 4) {
         l.count = bytes / 4 ? bytes / 4 : 1;
-        double th = time_max(run_hcrt, &l, 1000) * 1e6, tr = all ? time_max(run_raw, &l, 1000) * 1e6 : NAN;
+        /* Enough calls for a steady figure, fewer for large messages (at least 5). */
+        int iters = bytes <= 65536 ? 1000 : (int)(((size_t)256 << 20) / bytes) + 5;
+        double th = time_max(run_hcrt, &l, iters) * 1e6, tr = all ? time_max(run_raw, &l, iters) * 1e6 : NAN;
+        double factor = size > 1 ? 2.0 * (size - 1) / size : 1.0;
         if (rank == 0)
-            printf("latency: %8zu B  hcrt %9.2f  %s %9.2f  hcrt/%s %5.2f\n", bytes, th,
-                   strcmp(backend, "hip") ? "nccl" : "rccl", tr, strcmp(backend, "hip") ? "nccl" : "rccl", th / tr);
+            printf("latency: %10zu B  hcrt %10.2f us %7.2f GB/s  %s %10.2f us %7.2f GB/s  hcrt/%s time %5.2f\n",
+                   bytes, th, (double)bytes * factor / th * 1e-3, lib, tr, (double)bytes * factor / tr * 1e-3, lib,
+                   th / tr);
     }
     hcrt_mem_free(dev, l.buf);
     if (all) {
@@ -527,7 +531,15 @@ int main(int argc, char **argv)
     if (strcmp(mode, "missing") == 0) {
         test_missing(ctx, dev, backend);
     } else if (strcmp(mode, "gpu") == 0) {
-        test_gpu(ctx, dev, backend);
+        size_t max_bytes = 64 << 10;
+        if (argc > 3) {
+            char *end = NULL;
+            max_bytes = strtoull(argv[3], &end, 10);
+            if (end && (*end == 'M' || *end == 'G'))
+                max_bytes <<= *end == 'M' ? 20 : 30;
+            REQUIRE_MSG(max_bytes >= 8, "argv[3]: a size in bytes (M or G suffix), got '%s'", argv[3]);
+        }
+        test_gpu(ctx, dev, backend, max_bytes);
     } else {
         /* Lazy: hcrt_init loaded the plugin, not the library; a communicator needs it. */
         CHECK_MSG(mock_counter("hcrt_mock_nccl_calls") == NULL, "hcrt_init loaded the vendor library already");
