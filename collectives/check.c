@@ -58,15 +58,25 @@ hcrt_status_t hcrt__check_call(struct hcrt_comm *c, const char *func, const hcrt
         free(all);
         return hcrt__error(c->ctx, HCRT_ERR_MPI, "%s: MPI_Iallgather of the call check failed", func);
     }
-    double start = hcrt__now();
-    unsigned spins = 0;
+    hcrt__waiter_t w;
+    unsigned spins = 0, polls = 0;
+    hcrt__waiter_init(&w, hcrt__coll_name(a->coll), seq, 0, -1, NULL);
     for (;;) {
         int flag = 0;
-        MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+        int rc = MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) {
+            hcrt__comm_bury(c, &req); /* `all` stays allocated: MPI may still write it */
+            return hcrt__error(c->ctx, HCRT_ERR_MPI, "%s: MPI_Test of the call check failed (rc %d)", func, rc);
+        }
         if (flag)
             break;
-        if (c->timeout > 0 && hcrt__now() - start > c->timeout)
-            hcrt__deadline_expired(c, hcrt__coll_name(a->coll), seq, 0, hcrt__now() - start, -1);
+        if ((++polls & 31) == 0) {
+            hcrt_status_t st = hcrt__deadline_poll(c, &w);
+            if (st != HCRT_OK) {
+                hcrt__comm_bury(c, &req);
+                return st;
+            }
+        }
         hcrt__poll_relax(&spins);
     }
     char diff[1536] = "";

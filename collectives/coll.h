@@ -72,6 +72,11 @@ typedef struct hcrt__sched {
     size_t nsteps, cap;
     size_t *round_end; /* round r holds steps [round_end[r-1], round_end[r]) */
     size_t nrounds, rcap;
+    /* An injected failure (HCRT_FAULT error or device_lost at this collective): the schedule fails when
+     * it reaches round fault_round, half way through, as a device or transport error would. */
+    int fault_kind;    /* hcrt__fault_kind_t; HCRT__FAULT_NONE (-1) when none */
+    size_t fault_round;
+    hcrt_device_t *fault_dev;
     /* progress state */
     size_t round;      /* current round (nrounds when done) */
     bool started;      /* the current round's steps were started */
@@ -128,6 +133,13 @@ hcrt_status_t hcrt__sched_merge(hcrt__sched_t *dst, hcrt__sched_t *subs, size_t 
 /* Advances the schedule as far as it goes without blocking; *done when it completed. */
 hcrt_status_t hcrt__sched_progress(hcrt__sched_t *s, bool *done);
 
+/* After a failure: the MPI requests the schedule still has in flight are cancelled where MPI can
+ * (receives) and handed to the communicator's graveyard (hcrt__comm_bury), never waited for. */
+void hcrt__sched_abandon(hcrt__sched_t *s);
+/* The failure an injected fault (s->fault_kind) makes: HCRT_ERR_MPI, or HCRT_ERR_DEVICE_LOST once it
+ * marked the device lost. */
+hcrt_status_t hcrt__sched_inject(hcrt__sched_t *s);
+
 /* ---- scratch and staging memory (pool.c) ---------------------------------------------------------- */
 
 /* A persistent, pre-touched buffer of a communicator: host memory (device NULL) or pinned host memory
@@ -138,10 +150,13 @@ typedef struct hcrt__block {
     void *ptr;
     size_t size;
     bool in_use;
+    bool quarantined; /* an operation that failed used it: MPI or a device may still write into it */
 } hcrt__block_t;
 
 hcrt_status_t hcrt__pool_get(struct hcrt_comm *comm, hcrt_device_t *device, size_t bytes, hcrt__block_t **out);
 void hcrt__pool_put(hcrt__block_t *b);
+/* Takes a block of a failed operation out of circulation for good (see quarantined). */
+void hcrt__pool_quarantine(hcrt__block_t *b);
 void hcrt__pool_free_all(struct hcrt_comm *comm);
 
 /* Device staging resources: a stream of the device and events (stage.c). */
@@ -152,12 +167,14 @@ typedef struct hcrt__stage {
     hcrt_stream_t *stream;
     hcrt_event_t *ev[HCRT__STAGE_EVENTS];
     bool in_use;
+    bool quarantined; /* a failed operation left work on its stream: never handed out again */
 } hcrt__stage_t;
 
 /* Whether MPI can take memory of dev directly (host memory, or a device-aware MPI for its backend). */
 bool hcrt__mpi_takes(const hcrt_device_t *dev);
 hcrt_status_t hcrt__stage_get(struct hcrt_comm *comm, hcrt_device_t *device, hcrt__stage_t **out);
 void hcrt__stage_put(hcrt__stage_t *st);
+void hcrt__stage_quarantine(hcrt__stage_t *st);
 void hcrt__stage_free_all(struct hcrt_comm *comm);
 /* Schedule steps: enqueue a copy between device memory and host memory, recording event `ev`. */
 hcrt_status_t hcrt__sched_d2h(hcrt__sched_t *s, void *host, const void *dev, size_t bytes, int ev);
@@ -187,7 +204,13 @@ typedef struct hcrt__shm_ctl {
     _Atomic uint64_t flag[HCRT__FLAGS];
     _Atomic uint64_t entered; /* sequence number of the last collective this rank entered */
     _Atomic int64_t pid;
-    char pad[64 - 4 * sizeof(uint64_t)];
+    /* Set once when a collective of this rank failed (its status, then its sequence number): node peers
+     * waiting on this rank fail too instead of waiting for the deadline, and this rank never raises a
+     * flag again, so no peer is ever released onto data it did not write. */
+    _Atomic int64_t failed_status;
+    _Atomic uint64_t failed_seq;
+    _Atomic uint64_t closing; /* the rank is destroying the communicator (shm.c) */
+    char pad[64 - 7 * sizeof(uint64_t)];
 } hcrt__shm_ctl_t;
 
 typedef struct hcrt__shm {
@@ -272,6 +295,13 @@ struct hcrt_comm {
     bool shm_map;                /* HCRT_SHM_MAP */
     size_t chunk;                /* HCRT_CHUNK_SIZE */
     hcrt__alloc_cache_t extent_cache[2]; /* the last recv and send lookups of extent.c (zeroed: empty) */
+    /* Poisoned (HCRT_ON_FAILURE=return): the status and message of the first failure, returned by
+     * every later call (failure.c). */
+    hcrt_status_t failed;
+    char failed_msg[768];
+    /* MPI requests of failed operations, never waited for (failure.c). */
+    MPI_Request *graveyard;
+    size_t ngrave, gravecap;
 };
 
 typedef enum hcrt__algo { HCRT__ALGO_AUTO, HCRT__ALGO_RING, HCRT__ALGO_RD, HCRT__ALGO_SHM, HCRT__ALGO_HIER,
@@ -338,32 +368,63 @@ hcrt_status_t hcrt__hier_allreduce(hcrt__sched_t *s, const void *send, void *rec
 /* Largest message of recursive doubling (bytes); larger segments use the ring. */
 #define HCRT__RD_MAX_BYTES (64 * 1024)
 
-/* ---- deadlines, checks, faults (deadline.c, check.c, fault.c) ------------------------------------------ */
+/* ---- deadlines, failures, checks (deadline.c, failure.c, check.c) ----------------------------------------- */
 
 /* Marks entry into collective number seq (side channel read by peers on timeout). */
 void hcrt__deadline_enter(struct hcrt_comm *comm, uint64_t seq);
-/* Reports the ranks that had not entered call `seq` (or, for point-to-point, the peer) and aborts the
- * job with HCRT_EXIT_TIMEOUT (never returns). peer is -1 for collectives. */
-_Noreturn void hcrt__deadline_expired(struct hcrt_comm *comm, const char *opname, uint64_t seq, size_t bytes,
-                                      double waited, int peer);
-/* Checks liveness of node peers that are behind; aborts with HCRT_EXIT_PEER_DEAD when one died. */
-void hcrt__deadline_check_peers(struct hcrt_comm *comm, const char *opname, uint64_t seq);
+
+/* The state of one wait under the deadline (hcrt__deadline_poll). */
+typedef struct hcrt__waiter {
+    const char *opname;
+    uint64_t seq;
+    size_t bytes;
+    int peer;            /* point-to-point: the peer; -1 for collectives */
+    hcrt_device_t *dev;  /* device whose health is polled (staging), or NULL */
+    bool device_only;    /* the wait is for the device's own work only (its copies and kernels) */
+    double start;        /* when the wait began */
+    double next_check;   /* next liveness and health check */
+} hcrt__waiter_t;
+
+void hcrt__waiter_init(hcrt__waiter_t *w, const char *opname, uint64_t seq, size_t bytes, int peer,
+                       hcrt_device_t *dev);
+/*
+ * Called by every waiting loop whenever it reads the clock: fails the operation (hcrt__comm_failed)
+ * when the deadline passed (naming the ranks that had not arrived), when a node peer failed its own
+ * call or died, or when `dev` is lost; HCRT_OK otherwise. Under HCRT_ON_FAILURE=abort a failure never
+ * returns. The cheap checks (clock, peers' failure flags) run at every call, the others every 0.25 s
+ * from 0.5 s into the wait.
+ */
+hcrt_status_t hcrt__deadline_poll(struct hcrt_comm *comm, hcrt__waiter_t *w);
+
+/*
+ * A collective, request or point-to-point call of comm failed with `status` on this rank (the detail is
+ * in fmt). Poisons the communicator (the first failure only: later ones keep its message), raises this
+ * rank's failure flag in the node window, fails the other outstanding requests, and applies the exit
+ * policy through hcrt__fail (`designated`: this rank aborts the job at once). Returns the status to give
+ * the caller (only under HCRT_ON_FAILURE=return).
+ */
+hcrt_status_t hcrt__comm_failed(struct hcrt_comm *comm, bool designated, hcrt_status_t status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* HCRT_OK when comm may be used; else the first failure's status, naming it (func: the public call). */
+hcrt_status_t hcrt__comm_usable(const struct hcrt_comm *comm, const char *func);
+/* Keeps an MPI request of a failed operation, never to be waited for (freed at destroy when MPI
+ * completed or cancelled it). */
+void hcrt__comm_bury(struct hcrt_comm *comm, MPI_Request *req);
+/* At destroy: whether every buried request is complete (then quarantined memory may be freed). */
+bool hcrt__comm_graveyard_settled(struct hcrt_comm *comm);
 
 hcrt_status_t hcrt__check_call(struct hcrt_comm *comm, const char *func, const hcrt__args_t *a, uint64_t seq);
 
 /* Checks the bytes the call's buffers span against the allocations hcrt made (extent.c). Local. */
 hcrt_status_t hcrt__check_extents(struct hcrt_comm *comm, const char *func, const hcrt__args_t *a);
 
-/* Applies HCRT_FAULT entries meant for collective `opname` number `seq` of this rank (may not return). */
-void hcrt__coll_fault(struct hcrt_comm *comm, const char *opname, uint64_t seq);
-
 /* Runs a schedule to completion (blocking), progressing the communicator's requests and enforcing the
  * deadline. */
 hcrt_status_t hcrt__run_blocking(struct hcrt_comm *comm, hcrt__sched_t *s, const char *opname, uint64_t seq,
                                  size_t bytes);
 /* Polls until every node rank's flag reaches value (deadline enforced), for inline fast paths. */
-void hcrt__wait_flags(struct hcrt_comm *comm, int flag, uint64_t value, const char *opname, uint64_t seq,
-                      size_t bytes);
+hcrt_status_t hcrt__wait_flags(struct hcrt_comm *comm, int flag, uint64_t value, const char *opname, uint64_t seq,
+                               size_t bytes);
 /* A blocking host allreduce that fits the small areas, run inline without a schedule (shm.c). */
 hcrt_status_t hcrt__shm_allreduce_small_now(struct hcrt_comm *comm, const hcrt__args_t *a, uint64_t seq);
 /* Runs the call on a fast path if one applies (build.c); HCRT_ERR_NOT_SUPPORTED otherwise. */
@@ -371,10 +432,23 @@ hcrt_status_t hcrt__fast_path(struct hcrt_comm *comm, const hcrt__args_t *a, uin
 
 /* Progresses every outstanding request of comm once. */
 void hcrt__progress_requests(struct hcrt_comm *comm);
+/* Ends every outstanding request of a communicator that just failed, with its failure (progress.c). */
+void hcrt__requests_fail_all(struct hcrt_comm *comm);
+
+/* The result buffer of a call, where an HCRT_FAULT corrupt rule at the collective flips one bit once the
+ * call completed (ops.c). */
+typedef struct hcrt__result {
+    hcrt_device_t *device; /* NULL: host memory */
+    void *ptr;             /* NULL: nothing to corrupt (barrier, reduce off the root) */
+    size_t bytes;
+    bool corrupt;
+} hcrt__result_t;
+hcrt_status_t hcrt__result_fault(struct hcrt_comm *comm, const hcrt__result_t *r);
 
 /* Hands a built schedule to a new request and starts it (progress.c). */
 hcrt_status_t hcrt__request_start(struct hcrt_comm *comm, hcrt__sched_t *s, hcrt__block_t **blocks, int nblocks,
-                                  const char *name, uint64_t seq, size_t bytes, hcrt_request_t **req);
+                                  const char *name, uint64_t seq, size_t bytes, const hcrt__result_t *result,
+                                  hcrt_request_t **req);
 
 /* Builds the schedule of one call (build.c); staging included. */
 hcrt_status_t hcrt__build(struct hcrt_comm *comm, const hcrt__args_t *a, hcrt__sched_t *s,

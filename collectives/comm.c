@@ -49,12 +49,16 @@ static hcrt_status_t mpi_err(struct hcrt_comm *c, const char *what)
 static hcrt_status_t setup_mpi(struct hcrt_comm *c)
 {
     MPI_Comm real_node = MPI_COMM_NULL;
-    MPI_Comm_set_errhandler(c->mpi, MPI_ERRORS_RETURN);
+    /* Errors come back as codes, so a failure is reported by hcrt's exit policy, never by Open MPI's
+     * silent abort. */
+    if (MPI_Comm_set_errhandler(c->mpi, MPI_ERRORS_RETURN) != MPI_SUCCESS)
+        return mpi_err(c, "MPI_Comm_set_errhandler");
     MPI_Comm_rank(c->mpi, &c->rank);
     MPI_Comm_size(c->mpi, &c->size);
     if (MPI_Comm_dup(c->mpi, &c->p2p) != MPI_SUCCESS)
         return mpi_err(c, "MPI_Comm_dup");
-    MPI_Comm_set_errhandler(c->p2p, MPI_ERRORS_RETURN);
+    if (MPI_Comm_set_errhandler(c->p2p, MPI_ERRORS_RETURN) != MPI_SUCCESS)
+        return mpi_err(c, "MPI_Comm_set_errhandler");
     if (MPI_Comm_split_type(c->mpi, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &real_node) != MPI_SUCCESS)
         return mpi_err(c, "MPI_Comm_split_type(SHARED)");
     int fake = (int)hcrt__config_int(c->ctx, "HCRT_FAKE_NODES");
@@ -70,13 +74,14 @@ static hcrt_status_t setup_mpi(struct hcrt_comm *c)
     } else {
         c->node = real_node;
     }
-    MPI_Comm_set_errhandler(c->node, MPI_ERRORS_RETURN);
+    if (MPI_Comm_set_errhandler(c->node, MPI_ERRORS_RETURN) != MPI_SUCCESS)
+        return mpi_err(c, "MPI_Comm_set_errhandler");
     MPI_Comm_rank(c->node, &c->node_rank);
     MPI_Comm_size(c->node, &c->node_size);
     if (MPI_Comm_split(c->mpi, c->node_rank == 0 ? 0 : MPI_UNDEFINED, c->rank, &c->leaders) != MPI_SUCCESS)
         return mpi_err(c, "MPI_Comm_split (leaders)");
-    if (c->leaders != MPI_COMM_NULL)
-        MPI_Comm_set_errhandler(c->leaders, MPI_ERRORS_RETURN);
+    if (c->leaders != MPI_COMM_NULL && MPI_Comm_set_errhandler(c->leaders, MPI_ERRORS_RETURN) != MPI_SUCCESS)
+        return mpi_err(c, "MPI_Comm_set_errhandler");
 
     hcrt__rank_wire_t self;
     fill_self(c, &self);
@@ -171,6 +176,7 @@ hcrt_status_t hcrt_comm_split(hcrt_comm_t *comm, int color, int key, hcrt_comm_t
 {
     HCRT_CHECK_ARG(NULL, comm != NULL, "comm", "is NULL");
     HCRT_CHECK_ARG(comm->ctx, out != NULL, "out", "is NULL");
+    HCRT_CHECK(hcrt__comm_usable(comm, __func__));
     if (comm->mpi == MPI_COMM_NULL) {
         if (color < 0) {
             *out = NULL;
@@ -194,6 +200,7 @@ hcrt_status_t hcrt_comm_dup(hcrt_comm_t *comm, hcrt_comm_t **out)
 {
     HCRT_CHECK_ARG(NULL, comm != NULL, "comm", "is NULL");
     HCRT_CHECK_ARG(comm->ctx, out != NULL, "out", "is NULL");
+    HCRT_CHECK(hcrt__comm_usable(comm, __func__));
     return comm_create(comm->ctx, comm->mpi, out);
 }
 

@@ -7,9 +7,11 @@
  * never arrived. Ranks of other nodes cannot be read directly, so the timed-out ranks also swap what
  * they saw (gather_views below) before reporting. While
  * waiting, a rank also checks that node peers that are behind still exist, so a dead peer is reported as
- * such (Open MPI usually ends the job first when a rank dies; this covers the cases where it does not).
+ * such (Open MPI usually ends the job first when a rank dies; this covers the cases where it does not),
+ * that no node peer raised its failure flag (failure.c), and that the device it waits on is not lost.
+ * Every waiting loop of the collectives goes through hcrt__deadline_poll; what follows a failure is
+ * failure.c's (the exit policy).
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +19,11 @@
 #include <unistd.h>
 
 #include "collectives/coll.h"
-#include "runtime/fault/fault.h"
 
 void hcrt__deadline_enter(struct hcrt_comm *c, uint64_t seq)
 {
     if (c->has_shm)
         atomic_store_explicit(&c->shm.ctl[c->node_rank]->entered, seq, memory_order_release);
-}
-
-void hcrt__coll_fault(struct hcrt_comm *c, const char *opname, uint64_t seq)
-{
-    hcrt__fault_hit(c->ctx, "coll", opname, (int64_t)seq);
 }
 
 /* Appends "R (host)" to a list. */
@@ -36,25 +32,6 @@ static void add_rank(char *buf, size_t len, const struct hcrt_comm *c, int r)
     size_t used = strlen(buf);
     if (used + 80 < len)
         snprintf(buf + used, len - used, "%s%d (%s)", used ? ", " : "", r, c->info[r].host);
-}
-
-/*
- * Ends the job. Open MPI 4.1.4's mpirun can crash when several ranks call MPI_Abort at the same moment
- * (a race in its help-message aggregation), which would lose our exit status; so one designated rank
- * aborts at once and the others only after a pause, as a fallback should it be gone.
- */
-_Noreturn static void abort_job(struct hcrt_comm *c, bool designated, int status)
-{
-    hcrt__vendor_abort(c, false); /* names a vendor group whose library step did not complete */
-    if (!designated) {
-        struct timespec ts = {1, 500 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        /* Still here: release the vendor library before ending (not earlier: peers that see their vendor
-         * step fail would return an error and end the job with another status than this one). */
-        hcrt__vendor_abort(c, true);
-    }
-    MPI_Abort(c->mpi != MPI_COMM_NULL ? c->mpi : MPI_COMM_WORLD, status);
-    _exit(status);
 }
 
 /* Tag of the timeout exchange on the collective communicator (collective tags stay below
@@ -118,55 +95,54 @@ static void gather_views(struct hcrt_comm *c, uint64_t seq, signed char *state)
     /* `mine` may still be read by a pending send: it is left to the aborting process. */
 }
 
-_Noreturn void hcrt__deadline_expired(struct hcrt_comm *c, const char *opname, uint64_t seq, size_t bytes,
-                                      double waited, int peer)
+/* The deadline of a wait passed: names the late ranks and fails the operation. */
+static hcrt_status_t expired(struct hcrt_comm *c, const hcrt__waiter_t *w, double waited)
 {
     char late[2048] = "", silent[2048] = "";
     int nlate = 0, nsilent = 0;
     bool designated = true; /* the lowest rank known to be waiting too aborts the job */
-    if (peer >= 0) {
-        add_rank(late, sizeof(late), c, peer);
-        hcrt__log_emit(HCRT_LOG_ERROR, COLL_SUBSYS,
-                       "%s of %zu bytes with rank %s did not complete within HCRT_TIMEOUT=%g s (waited %.1f s); "
-                       "aborting the job with exit status %d (HCRT_EXIT_TIMEOUT)",
-                       opname, bytes, late, c->timeout, waited, HCRT_EXIT_TIMEOUT);
-    } else {
-        signed char *state = malloc((size_t)c->size);
-        if (state != NULL) {
-            gather_views(c, seq, state);
-            for (int r = 0; r < c->rank; r++)
-                if (state[r] == 1)
-                    designated = false;
-            for (int r = 0; r < c->size; r++) {
-                if (state[r] == 0) {
-                    add_rank(late, sizeof(late), c, r);
-                    nlate++;
-                } else if (state[r] < 0) {
-                    add_rank(silent, sizeof(silent), c, r);
-                    nsilent++;
-                }
-            }
-            free(state);
-        }
-        char other[2200] = "";
-        if (nsilent > 0)
-            snprintf(other, sizeof(other), "; no report from %s (their node's ranks did not answer either)",
-                     silent);
-        /* Everyone arrived and still the call never finished: most often the ranks made different calls
-         * (counts, dtypes, roots), which checking mode would have named instead. */
-        const char *hint = nlate == 0 && !c->check_calls
-                               ? ". Every rank that answered had entered the call: if the ranks made it with "
-                                 "different counts, dtypes, ops or roots, rerun with HCRT_CHECK_CALLS=1 to have "
-                                 "the difference named"
-                               : "";
-        hcrt__log_emit(HCRT_LOG_ERROR, COLL_SUBSYS,
-                       "%s #%llu (%zu bytes, %d ranks) timed out after %.1f s (HCRT_TIMEOUT=%g): ranks that had "
-                       "not arrived: %s%s; aborting the job with exit status %d (HCRT_EXIT_TIMEOUT)%s",
-                       opname, (unsigned long long)seq, bytes, c->size, waited, c->timeout, nlate ? late : "none seen",
-                       other, HCRT_EXIT_TIMEOUT, hint);
+    if (w->device_only && w->dev != NULL)
+        return hcrt__comm_failed(c, true, HCRT_ERR_TIMEOUT, "%s #%llu (%zu bytes): the work queued on %s device %d "
+                                 "(staging copies, kernels) did not complete within HCRT_TIMEOUT=%g s (waited %.1f s): "
+                                 "the device is hung or far too slow", w->opname, (unsigned long long)w->seq, w->bytes,
+                                 w->dev->be->name, w->dev->index, c->timeout, waited);
+    if (w->peer >= 0) {
+        add_rank(late, sizeof(late), c, w->peer);
+        return hcrt__comm_failed(c, true, HCRT_ERR_TIMEOUT,
+                                 "%s of %zu bytes with rank %s did not complete within HCRT_TIMEOUT=%g s (waited "
+                                 "%.1f s)", w->opname, w->bytes, late, c->timeout, waited);
     }
-    fflush(stderr);
-    abort_job(c, designated, HCRT_EXIT_TIMEOUT);
+    signed char *state = malloc((size_t)c->size);
+    if (state != NULL) {
+        gather_views(c, w->seq, state);
+        for (int r = 0; r < c->rank; r++)
+            if (state[r] == 1)
+                designated = false;
+        for (int r = 0; r < c->size; r++) {
+            if (state[r] == 0) {
+                add_rank(late, sizeof(late), c, r);
+                nlate++;
+            } else if (state[r] < 0) {
+                add_rank(silent, sizeof(silent), c, r);
+                nsilent++;
+            }
+        }
+        free(state);
+    }
+    char other[2200] = "";
+    if (nsilent > 0)
+        snprintf(other, sizeof(other), "; no report from %s (their node's ranks did not answer either)", silent);
+    /* Everyone arrived and still the call never finished: most often the ranks made different calls
+     * (counts, dtypes, roots), which checking mode would have named instead. */
+    const char *hint = nlate == 0 && !c->check_calls
+                           ? ". Every rank that answered had entered the call: if the ranks made it with "
+                             "different counts, dtypes, ops or roots, rerun with HCRT_CHECK_CALLS=1 to have "
+                             "the difference named"
+                           : "";
+    return hcrt__comm_failed(c, designated, HCRT_ERR_TIMEOUT,
+                             "%s #%llu (%zu bytes, %d ranks) timed out after %.1f s (HCRT_TIMEOUT=%g): ranks that "
+                             "had not arrived: %s%s%s", w->opname, (unsigned long long)w->seq, w->bytes, c->size,
+                             waited, c->timeout, nlate ? late : "none seen", other, hint);
 }
 
 /* Whether process pid exists and is not a zombie. */
@@ -184,23 +160,31 @@ static bool alive(int64_t pid)
     return close == NULL || close[1] == '\0' || close[2] != 'Z';
 }
 
-void hcrt__deadline_check_peers(struct hcrt_comm *c, const char *opname, uint64_t seq)
+/* A node peer that died during the wait, or whose own call failed (its failure flag): this call cannot
+ * complete either. */
+static hcrt_status_t check_peers(struct hcrt_comm *c, const hcrt__waiter_t *w, bool liveness)
 {
     if (!c->has_shm)
-        return;
+        return HCRT_OK;
     for (int nr = 0; nr < c->node_size; nr++) {
         if (nr == c->node_rank)
             continue;
-        uint64_t e = atomic_load_explicit(&c->shm.ctl[nr]->entered, memory_order_acquire);
-        int64_t pid = atomic_load_explicit(&c->shm.ctl[nr]->pid, memory_order_relaxed);
+        hcrt__shm_ctl_t *p = c->shm.ctl[nr];
+        int r = c->node_ranks[nr];
+        uint64_t fseq = atomic_load_explicit(&p->failed_seq, memory_order_acquire);
+        if (fseq != 0) {
+            hcrt_status_t st = (hcrt_status_t)atomic_load_explicit(&p->failed_status, memory_order_relaxed);
+            /* Not designated: the failed rank itself ends the job (or returns) with the same status. */
+            return hcrt__comm_failed(c, false, st, "%s #%llu cannot complete: rank %d (%s) failed (%s, in call #%llu "
+                                     "of this communicator; its own error line says why)", w->opname,
+                                     (unsigned long long)w->seq, r, c->info[r].host, hcrt_status_name(st),
+                                     (unsigned long long)fseq);
+        }
+        if (!liveness)
+            continue;
+        uint64_t e = atomic_load_explicit(&p->entered, memory_order_acquire);
+        int64_t pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
         if (pid > 0 && !alive(pid)) {
-            int r = c->node_ranks[nr];
-            hcrt__log_emit(HCRT_LOG_ERROR, COLL_SUBSYS,
-                           "%s #%llu: rank %d (%s, pid %lld) died %s the call; aborting the job "
-                           "with exit status %d (HCRT_EXIT_PEER_DEAD)",
-                           opname, (unsigned long long)seq, r, c->info[r].host, (long long)pid,
-                           e < seq ? "before entering" : "during", HCRT_EXIT_PEER_DEAD);
-            fflush(stderr);
             /* Every live rank of the node sees the death; the lowest one aborts first. */
             bool designated = true;
             for (int q = 0; q < c->node_rank; q++) {
@@ -208,7 +192,38 @@ void hcrt__deadline_check_peers(struct hcrt_comm *c, const char *opname, uint64_
                 if (q != nr && qpid > 0 && alive(qpid))
                     designated = false;
             }
-            abort_job(c, designated, HCRT_EXIT_PEER_DEAD);
+            return hcrt__comm_failed(c, designated, HCRT_ERR_PEER_DEAD, "%s #%llu: rank %d (%s, pid %lld) died %s the call",
+                                     w->opname, (unsigned long long)w->seq, r, c->info[r].host, (long long)pid,
+                                     e < w->seq ? "before entering" : "during");
         }
     }
+    return HCRT_OK;
+}
+
+void hcrt__waiter_init(hcrt__waiter_t *w, const char *opname, uint64_t seq, size_t bytes, int peer, hcrt_device_t *dev)
+{
+    w->opname = opname;
+    w->seq = seq;
+    w->bytes = bytes;
+    w->peer = peer;
+    w->dev = dev;
+    w->device_only = false;
+    w->start = hcrt__now();
+    w->next_check = w->start + 0.5;
+}
+
+hcrt_status_t hcrt__deadline_poll(struct hcrt_comm *c, hcrt__waiter_t *w)
+{
+    double now = hcrt__now();
+    if (c->timeout > 0 && now - w->start > c->timeout)
+        return expired(c, w, now - w->start);
+    bool slow = now > w->next_check;
+    HCRT_CHECK(check_peers(c, w, slow));
+    if (slow) {
+        w->next_check = now + 0.25;
+        if (hcrt__device_poll(w->dev) != HCRT_OK)
+            return hcrt__comm_failed(c, true, HCRT_ERR_DEVICE_LOST, "%s #%llu: %s", w->opname,
+                                     (unsigned long long)w->seq, hcrt_last_error(c->ctx));
+    }
+    return HCRT_OK;
 }

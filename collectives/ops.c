@@ -115,41 +115,118 @@ static hcrt_status_t check_v(const hcrt_comm_t *comm, const char *func, const ch
 
 /* ---- the common path ------------------------------------------------------------------------------ */
 
+/* The result buffer of a call, for HCRT_FAULT corrupt (its first block for the v-operations, whose
+ * receive extent may have gaps). */
+static hcrt__result_t result_of(const hcrt__args_t *a, size_t bytes)
+{
+    size_t es = hcrt_dtype_size(a->dtype);
+    hcrt__result_t r = {.device = a->device, .ptr = a->recv, .bytes = bytes};
+    switch (a->coll) {
+    case HCRT__COLL_REDUCE_SCATTER:
+    case HCRT__COLL_SCATTER:
+        r.bytes = a->count * es;
+        break;
+    case HCRT__COLL_ALLGATHERV:
+    case HCRT__COLL_ALLTOALLV:
+        r.ptr = (unsigned char *)a->recv + a->displs[0] * es;
+        r.bytes = a->counts[0] * es;
+        break;
+    case HCRT__COLL_BARRIER:
+        r.ptr = NULL;
+        break;
+    default:
+        break;
+    }
+    if (r.ptr == NULL)
+        r.bytes = 0;
+    return r;
+}
+
+hcrt_status_t hcrt__result_fault(struct hcrt_comm *comm, const hcrt__result_t *r)
+{
+    if (!r->corrupt || r->bytes == 0)
+        return HCRT_OK;
+    hcrt_device_t *dev = r->device;
+    if (dev == NULL)
+        HCRT_CHECK(hcrt_device_host(comm->ctx, &dev));
+    return hcrt__fault_flip_bit(dev, r->ptr, r->bytes);
+}
+
+/* The call failed on this rank: unless a deadline or a peer's failure already reported it during the
+ * call, report it now (failure.c: poison, then the exit policy). */
+static hcrt_status_t op_failed(hcrt_comm_t *comm, const char *name, uint64_t seq, size_t bytes, hcrt_status_t status)
+{
+    if (comm->failed != HCRT_OK)
+        return status;
+    return hcrt__comm_failed(comm, true, status, "%s #%llu (%zu bytes) failed: %s", name, (unsigned long long)seq,
+                             bytes, hcrt_last_error(comm->ctx));
+}
+
 static hcrt_status_t run_op_untraced(hcrt_comm_t *comm, const char *func, hcrt__args_t *a, size_t bytes,
                                      hcrt_request_t **req)
 {
     HCRT_CHECK(hcrt__check_extents(comm, func, a));
     const char *name = hcrt__coll_name(a->coll);
+    HCRT_CHECK(hcrt__comm_usable(comm, func));
     uint64_t seq = ++comm->seq;
     hcrt__block_t *blocks[8];
     int nblocks = 0;
     hcrt__sched_t s;
     hcrt_status_t status;
     a->blocking = req == NULL;
-    hcrt__coll_fault(comm, name, seq);
+    hcrt__result_t res = result_of(a, bytes);
+    /* kill, hang and slow act here, before this rank announces its entry (so peers name it as late);
+     * error and device_lost fail the call half way through its schedule, corrupt flips a bit of the
+     * result once it completed. */
+    hcrt__fault_kind_t fault = hcrt__fault_check(comm->ctx, "coll", name, (int64_t)seq);
+    bool inject = fault == HCRT__FAULT_ERROR || fault == HCRT__FAULT_DEVICE_LOST;
+    res.corrupt = fault == HCRT__FAULT_CORRUPT;
     hcrt__deadline_enter(comm, seq);
-    if (comm->check_calls)
-        HCRT_CHECK(hcrt__check_call(comm, func, a, seq));
-    if (a->blocking && comm->vendor != NULL) {
-        status = hcrt__vendor_run(comm, a, seq, bytes);
-        a->algo = "vendor";
-        if (status != HCRT_ERR_NOT_SUPPORTED)
-            return status;
-        a->algo = NULL;
-    }
-    if (req == NULL) {
-        status = hcrt__fast_path(comm, a, seq);
-        a->algo = "shm";
-        if (status != HCRT_ERR_NOT_SUPPORTED)
-            return status;
-        a->algo = NULL;
+    if (comm->check_calls) {
+        status = hcrt__check_call(comm, func, a, seq);
+        if (status != HCRT_OK)
+            return hcrt__is_usage_error(status) ? status : op_failed(comm, name, seq, bytes, status);
     }
     hcrt__sched_init(&s, comm, a->dtype, a->op, (int)(seq % HCRT__TAG_SPAN));
+    if (inject) {
+        s.fault_kind = fault;
+        s.fault_dev = a->device;
+    }
+    if (a->blocking && comm->vendor != NULL) {
+        /* The vendor-group path has schedules of its own: an injected failure fails before it. */
+        status = inject ? hcrt__sched_inject(&s) : hcrt__vendor_run(comm, a, seq, bytes);
+        a->algo = "vendor";
+        if (status == HCRT_OK)
+            status = hcrt__result_fault(comm, &res);
+        if (status != HCRT_ERR_NOT_SUPPORTED)
+            return status == HCRT_OK ? HCRT_OK : op_failed(comm, name, seq, bytes, status);
+        a->algo = NULL;
+    }
+    if (req == NULL && !inject) {
+        status = hcrt__fast_path(comm, a, seq);
+        a->algo = "shm";
+        if (status == HCRT_OK)
+            status = hcrt__result_fault(comm, &res);
+        if (status != HCRT_ERR_NOT_SUPPORTED)
+            return status == HCRT_OK ? HCRT_OK : op_failed(comm, name, seq, bytes, status);
+        a->algo = NULL;
+    }
     status = hcrt__build(comm, a, &s, blocks, &nblocks);
     if (status == HCRT_OK) {
+        s.fault_round = s.nrounds / 2;
         if (req != NULL)
-            return hcrt__request_start(comm, &s, blocks, nblocks, name, seq, bytes, req);
-        status = hcrt__run_blocking(comm, &s, name, seq, bytes);
+            return hcrt__request_start(comm, &s, blocks, nblocks, name, seq, bytes, &res, req);
+        status = inject && s.nrounds == 0 ? hcrt__sched_inject(&s) : hcrt__run_blocking(comm, &s, name, seq, bytes);
+        if (status == HCRT_OK)
+            status = hcrt__result_fault(comm, &res);
+    }
+    if (status != HCRT_OK) {
+        /* Nothing the failed call used may serve another: MPI or the device may still write into it. */
+        hcrt__sched_abandon(&s);
+        for (int i = 0; i < nblocks; i++)
+            hcrt__pool_quarantine(blocks[i]);
+        hcrt__stage_quarantine(s.stage);
+        status = op_failed(comm, name, seq, bytes, status);
     }
     for (int i = 0; i < nblocks; i++)
         hcrt__pool_put(blocks[i]);

@@ -37,22 +37,36 @@ static hcrt_status_t check(hcrt_comm_t *comm, const char *func, const void *buf,
     return hcrt__mem_check(comm->ctx, func, "buf", buf, count * es, device, false);
 }
 
-/* Waits for one request with the deadline; returns its status. */
+/* Waits for one request with the deadline; returns its status. On failure the request is buried
+ * (failure.c) and the communicator poisoned. */
 static hcrt_status_t wait_req(hcrt_comm_t *comm, MPI_Request *req, MPI_Status *st, const char *op, size_t bytes,
                               int peer)
 {
-    double start = hcrt__now();
-    unsigned spins = 0;
+    hcrt__waiter_t w;
+    unsigned spins = 0, polls = 0;
+    hcrt__waiter_init(&w, op, 0, bytes, peer, NULL);
     for (;;) {
         int flag = 0;
-        if (MPI_Test(req, &flag, st) != MPI_SUCCESS)
-            return hcrt__error(comm->ctx, HCRT_ERR_MPI, "hcrt_comm_%s: MPI_Test failed (peer %d)", op, peer);
+        int rc = MPI_Test(req, &flag, st), cls = 0;
+        if (rc != MPI_SUCCESS && MPI_Error_class(rc, &cls) == MPI_SUCCESS && cls == MPI_ERR_TRUNCATE)
+            return hcrt__error(comm->ctx, HCRT_ERR_MISMATCH, "hcrt_comm_recv: rank %d sent more than the %zu bytes "
+                               "expected", peer, bytes); /* the caller's mistake: the request is complete */
+        if (rc != MPI_SUCCESS) {
+            hcrt__comm_bury(comm, req);
+            return hcrt__comm_failed(comm, true, HCRT_ERR_MPI, "hcrt_comm_%s with rank %d: MPI_Test failed (rc %d)", op,
+                                     peer, rc);
+        }
         if (flag)
             return HCRT_OK;
         if (comm->active != NULL)
             hcrt__progress_requests(comm);
-        if (comm->timeout > 0 && hcrt__now() - start > comm->timeout)
-            hcrt__deadline_expired(comm, op, 0, bytes, hcrt__now() - start, peer);
+        if ((++polls & 31) == 0) {
+            hcrt_status_t status = hcrt__deadline_poll(comm, &w);
+            if (status != HCRT_OK) {
+                hcrt__comm_bury(comm, req);
+                return status;
+            }
+        }
         hcrt__poll_relax(&spins);
     }
 }
@@ -62,6 +76,7 @@ static hcrt_status_t transfer(hcrt_comm_t *comm, bool sending, void *buf, size_t
 {
     const char *op = sending ? "send" : "recv";
     bool dev = !hcrt__mpi_takes(device);
+    HCRT_CHECK(hcrt__comm_usable(comm, sending ? "hcrt_comm_send" : "hcrt_comm_recv"));
     hcrt__block_t *blk = NULL;
     hcrt_status_t status = HCRT_OK;
     hcrt_device_t *host = NULL;
@@ -81,10 +96,15 @@ static hcrt_status_t transfer(hcrt_comm_t *comm, bool sending, void *buf, size_t
         int rc = sending ? MPI_Isend(io, (int)n, MPI_BYTE, peer, tag, comm->p2p, &req)
                          : MPI_Irecv(io, (int)n, MPI_BYTE, peer, tag, comm->p2p, &req);
         if (rc != MPI_SUCCESS) {
-            status = hcrt__error(comm->ctx, HCRT_ERR_MPI, "hcrt_comm_%s: MPI call failed (peer %d)", op, peer);
+            status = hcrt__comm_failed(comm, true, HCRT_ERR_MPI, "hcrt_comm_%s: MPI call failed (peer %d, rc %d)", op,
+                                       peer, rc);
             goto out;
         }
-        HCRT_CHECK_GOTO(wait_req(comm, &req, &st, op, bytes, peer), status, out);
+        status = wait_req(comm, &req, &st, op, bytes, peer);
+        if (status != HCRT_OK) {
+            hcrt__pool_quarantine(blk); /* MPI may still write the staging block */
+            goto out;
+        }
         if (!sending) {
             int got = 0;
             MPI_Get_count(&st, MPI_BYTE, &got);

@@ -5,7 +5,8 @@
  * buffers (docs/performance.md, "Memory"). So buffers are allocated once, touched once, and handed out
  * again to later calls: a call takes the smallest free block that is large enough and
  * returns it when done. Nonblocking operations hold theirs until they complete, so several outstanding
- * operations never share one.
+ * operations never share one. A block of an operation that failed is never handed out again
+ * (collectives/failure.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ hcrt_status_t hcrt__pool_get(struct hcrt_comm *comm, hcrt_device_t *device, size
     if (bytes == 0)
         bytes = 1;
     for (hcrt__block_t *b = comm->pool; b != NULL; b = b->next)
-        if (!b->in_use && b->device == device && b->size >= bytes && (best == NULL || b->size < best->size))
+        if (!b->in_use && !b->quarantined && b->device == device && b->size >= bytes && (best == NULL || b->size < best->size))
             best = b;
     if (best == NULL) {
         hcrt__block_t *b = calloc(1, sizeof(*b));
@@ -59,12 +60,24 @@ void hcrt__pool_put(hcrt__block_t *b)
         b->in_use = false;
 }
 
+void hcrt__pool_quarantine(hcrt__block_t *b)
+{
+    if (b != NULL)
+        b->quarantined = true;
+}
+
 void hcrt__pool_free_all(struct hcrt_comm *comm)
 {
+    /* Memory a failed operation used is freed only when MPI has let go of all its requests; otherwise it
+     * is left allocated for good (a leak bounded by one failure per communicator). */
+    bool settled = hcrt__comm_graveyard_settled(comm);
     hcrt__block_t *b = comm->pool;
     while (b != NULL) {
         hcrt__block_t *next = b->next;
-        if (b->device == NULL)
+        if (b->quarantined && !settled)
+            HCRT_DEBUG(COLL_SUBSYS, "collectives: leaving %zu bytes of a failed operation allocated (MPI may still "
+                       "write them)", b->size);
+        else if (b->device == NULL)
             free(b->ptr);
         else
             hcrt_mem_free_host(b->device, b->ptr);

@@ -10,6 +10,7 @@
 
 #include "kernels/host_kernels.h"
 #include "collectives/coll.h"
+#include "runtime/fault/fault.h"
 
 void hcrt__sched_init(hcrt__sched_t *s, struct hcrt_comm *comm, hcrt_dtype_t dtype, hcrt_op_t op, int tag)
 {
@@ -18,6 +19,7 @@ void hcrt__sched_init(hcrt__sched_t *s, struct hcrt_comm *comm, hcrt_dtype_t dty
     s->dtype = dtype;
     s->op = op;
     s->tag = tag;
+    s->fault_kind = HCRT__FAULT_NONE;
 }
 
 void hcrt__sched_fini(hcrt__sched_t *s)
@@ -34,6 +36,7 @@ void hcrt__sched_fini(hcrt__sched_t *s)
 
 void hcrt__sched_reuse(hcrt__sched_t *s, hcrt_dtype_t dtype, hcrt_op_t op, int tag)
 {
+    s->fault_kind = HCRT__FAULT_NONE;
     for (size_t i = 0; i < s->nowned; i++)
         free(s->owned[i]);
     s->nowned = 0;
@@ -274,6 +277,33 @@ static hcrt_status_t start_step(hcrt__sched_t *s, hcrt__step_t *st, size_t j)
     return HCRT_OK;
 }
 
+hcrt_status_t hcrt__sched_inject(hcrt__sched_t *s)
+{
+    hcrt_context_t *ctx = s->comm->ctx;
+    if (s->fault_kind == HCRT__FAULT_DEVICE_LOST) {
+        hcrt_device_t *dev = s->fault_dev ? s->fault_dev : ctx->selected;
+        hcrt__device_lose(dev, "injected by HCRT_FAULT device_lost at a collective");
+        return hcrt_device_check_health(dev);
+    }
+    return hcrt__error(ctx, HCRT_ERR_MPI, "injected error in round %zu of %zu on rank %d (HCRT_FAULT)", s->round + 1,
+                       s->nrounds, s->comm->rank);
+}
+
+void hcrt__sched_abandon(hcrt__sched_t *s)
+{
+    if (!s->started || s->round >= s->nrounds || s->reqs == NULL)
+        return;
+    size_t b = s->round ? s->round_end[s->round - 1] : 0, n = s->round_end[s->round] - b;
+    for (size_t j = 0; j < n; j++) {
+        if (!is_mpi_step(s->steps[b + j].kind) || s->reqs[j] == MPI_REQUEST_NULL)
+            continue;
+        /* A receive nobody matched yet is withdrawn; whatever MPI still does is buried with it. */
+        if (s->steps[b + j].kind == HCRT__STEP_RECV)
+            MPI_Cancel(&s->reqs[j]);
+        hcrt__comm_bury(s->comm, &s->reqs[j]);
+    }
+}
+
 hcrt_status_t hcrt__sched_progress(hcrt__sched_t *s, bool *done)
 {
     if (s->status != HCRT_OK)
@@ -296,14 +326,20 @@ hcrt_status_t hcrt__sched_progress(hcrt__sched_t *s, bool *done)
                 s->pendcap = n;
             }
             for (size_t j = 0; j < n; j++) {
+                s->reqs[j] = MPI_REQUEST_NULL;
+                s->pending[j] = false;
+            }
+            s->started = true;
+            if (s->fault_kind != HCRT__FAULT_NONE && s->round == s->fault_round)
+                return s->status = hcrt__sched_inject(s);
+            for (size_t j = 0; j < n; j++) {
                 hcrt_status_t status = start_step(s, &s->steps[b + j], j);
                 if (status != HCRT_OK) {
-                    /* The steps started so far of this round are left to MPI: the error is fatal for
-                     * this operation, and the communicator's peers see a failure too. */
+                    /* The steps started so far of this round are abandoned with the operation
+                     * (hcrt__sched_abandon): the error is fatal for it and poisons the communicator. */
                     return s->status = status;
                 }
             }
-            s->started = true;
         }
         bool all = true, any_mpi = false;
         for (size_t j = 0; j < n; j++) {
@@ -319,8 +355,9 @@ hcrt_status_t hcrt__sched_progress(hcrt__sched_t *s, bool *done)
             } else if (st->kind == HCRT__STEP_EVENT) {
                 bool ev_done = false;
                 hcrt_status_t status = hcrt_event_query(s->stage->ev[st->flag], &ev_done);
-                /* Work that waits for peers may fail (an abort): its error shows at the event. */
-                if (status == HCRT_OK && ev_done && st->value == 1)
+                /* A query only says the point was reached; the sync (immediate then) returns the
+                 * error of an asynchronous copy or kernel that failed before it. */
+                if (status == HCRT_OK && ev_done)
                     status = hcrt_event_sync(s->stage->ev[st->flag]);
                 if (status != HCRT_OK)
                     return s->status = status;

@@ -16,9 +16,16 @@
  * Reuse is safe because every operation ends with all ranks having raised its last epoch: a rank that
  * starts epoch g has seen every rank reach g-1, so nobody still reads what it wrote for g-2 (which is why
  * the small areas alternate) or for any earlier chunk.
+ *
+ * Epochs are taken when a schedule is built, and waits are for "at least g" (a fast peer may already
+ * have raised g+1). So a rank whose call failed after taking its epochs must never raise a flag on this
+ * window again, or a peer still waiting for g would be released by g+1 onto data the failed rank never
+ * wrote: a failed call poisons the communicator and raises the rank's failure flag instead
+ * (collectives/failure.c), which makes the waiting peers fail too.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kernels/host_kernels.h"
@@ -53,7 +60,14 @@ hcrt_status_t hcrt__shm_create(struct hcrt_comm *c)
         MPI_Aint size = 0;
         int disp = 0;
         void *p = NULL;
-        MPI_Win_shared_query(m->win, r, &size, &disp, &p);
+        rc = MPI_Win_shared_query(m->win, r, &size, &disp, &p);
+        if (rc != MPI_SUCCESS || p == NULL || (size_t)size < seg) {
+            MPI_Win_free(&m->win);
+            free(m->seg);
+            free(m->ctl);
+            return hcrt__error(c->ctx, HCRT_ERR_MPI, "collectives: MPI_Win_shared_query of node rank %d's segment "
+                               "failed on rank %d (rc %d, %lld of %zu bytes)", r, c->rank, rc, (long long)size, seg);
+        }
         m->seg[r] = p;
         m->ctl[r] = p;
     }
@@ -65,9 +79,56 @@ hcrt_status_t hcrt__shm_create(struct hcrt_comm *c)
     atomic_store(&me->entered, 0);
     atomic_store(&me->pid, (int64_t)getpid());
     m->gen = 0;
-    MPI_Barrier(c->node);
+    /* Nobody reads a peer's control line before the peer cleared it. */
+    rc = MPI_Barrier(c->node);
+    if (rc != MPI_SUCCESS) {
+        MPI_Win_free(&m->win);
+        free(m->seg);
+        free(m->ctl);
+        return hcrt__error(c->ctx, HCRT_ERR_MPI, "collectives: MPI_Barrier of the node after creating its window "
+                           "failed on rank %d (rc %d)", c->rank, rc);
+    }
     c->has_shm = true;
     return HCRT_OK;
+}
+
+/*
+ * MPI_Win_free synchronises the node's ranks, so it may be called only when every one of them will:
+ * each rank announces that it is closing, and the window is freed only when all announced and none
+ * failed. A rank whose communicator failed never frees (a peer may be dead or hung), and a rank that
+ * sees a failed peer, or waits longer than HCRT_TIMEOUT for the others, does not either: the window then
+ * stays mapped until the process ends, instead of a rank hanging in MPI_Win_free.
+ */
+static bool node_frees_window(struct hcrt_comm *c)
+{
+    hcrt__shm_t *m = &c->shm;
+    double start = hcrt__now();
+    unsigned spins = 0;
+    atomic_store_explicit(&m->ctl[c->node_rank]->closing, 1, memory_order_release);
+    if (c->failed != HCRT_OK)
+        return false;
+    for (;;) {
+        bool all = true;
+        for (int r = 0; r < c->node_size; r++) {
+            if (atomic_load_explicit(&m->ctl[r]->closing, memory_order_acquire) == 0)
+                all = false;
+            if (atomic_load_explicit(&m->ctl[r]->failed_seq, memory_order_acquire) != 0)
+                return false;
+        }
+        if (all)
+            return true;
+        if (c->timeout > 0 && hcrt__now() - start > c->timeout) {
+            HCRT_WARN(COLL_SUBSYS, "collectives: node peers did not destroy the communicator within HCRT_TIMEOUT=%g s; "
+                      "its shared window stays mapped", c->timeout);
+            return false;
+        }
+        if (++spins < 1000) {
+            hcrt__poll_relax(&spins);
+        } else {
+            struct timespec ts = {0, 1000 * 1000}; /* the others may be busy for long: leave them the cores */
+            nanosleep(&ts, NULL);
+        }
+    }
 }
 
 void hcrt__shm_destroy(struct hcrt_comm *c)
@@ -83,7 +144,8 @@ void hcrt__shm_destroy(struct hcrt_comm *c)
     free(m->map_seg);
     m->map_seg = NULL;
     m->map_dev = NULL;
-    MPI_Win_free(&c->shm.win);
+    if (node_frees_window(c))
+        MPI_Win_free(&c->shm.win);
     free(c->shm.seg);
     free(c->shm.ctl);
     c->has_shm = false;
@@ -449,7 +511,7 @@ hcrt_status_t hcrt__shm_allreduce_small_now(struct hcrt_comm *c, const hcrt__arg
     int p = (int)(g & 1);
     memcpy(hcrt__shm_small(m, c->node_rank, p), a->send, bytes);
     atomic_store_explicit(&m->ctl[c->node_rank]->flag[HCRT__FLAG_ARRIVE], g, memory_order_release);
-    hcrt__wait_flags(c, HCRT__FLAG_ARRIVE, g, "allreduce", seq, bytes);
+    HCRT_CHECK(hcrt__wait_flags(c, HCRT__FLAG_ARRIVE, g, "allreduce", seq, bytes));
     hcrt_status_t status = hcrt__host_reduce3(a->recv, hcrt__shm_small(m, 0, p), hcrt__shm_small(m, 1, p), a->count,
                                               a->dtype, a->op);
     for (int r = 2; r < n && status == HCRT_OK; r++)

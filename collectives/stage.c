@@ -36,7 +36,7 @@ bool hcrt__mpi_takes(const hcrt_device_t *dev)
 hcrt_status_t hcrt__stage_get(struct hcrt_comm *comm, hcrt_device_t *device, hcrt__stage_t **out)
 {
     for (hcrt__stage_t *st = comm->stages; st != NULL; st = st->next) {
-        if (!st->in_use && st->device == device) {
+        if (!st->in_use && !st->quarantined && st->device == device) {
             st->in_use = true;
             *out = st;
             return HCRT_OK;
@@ -68,6 +68,12 @@ void hcrt__stage_put(hcrt__stage_t *st)
 {
     if (st != NULL)
         st->in_use = false;
+}
+
+void hcrt__stage_quarantine(hcrt__stage_t *st)
+{
+    if (st != NULL)
+        st->quarantined = true;
 }
 
 void hcrt__stage_free_all(struct hcrt_comm *comm)

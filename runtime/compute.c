@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "runtime/fault/fault.h"
 #include "runtime/internal.h"
 
 /* ---- attaching a plugin's compute table (loader) ------------------------------------------------- */
@@ -81,11 +82,52 @@ static hcrt_status_t backend_error(const hcrt_device_t *dev, hcrt_status_t st, c
                        dev->bprops.name, dev->ctx->rank, dev->be->ops->last_error(dev->be->state));
 }
 
-#define COMPUTE_CALL(dev, opname, call)                                                                                \
+/*
+ * HCRT_FAULT at every compute call (docs/fault-injection.md: site compute, the kernel's name, this
+ * process's count of compute calls from 1): kill, hang and slow act before the kernel, error fails it
+ * (HCRT_ERR_BACKEND), device_lost loses the device first (the runtime then refuses every call on it);
+ * *corrupt asks the caller to flip a bit of the first output element once the kernel ran.
+ */
+static _Atomic int64_t compute_calls;
+
+static hcrt_status_t fault_before(hcrt_device_t *dev, const char *op, bool *corrupt)
+{
+    *corrupt = false;
+    HCRT_CHECK(hcrt__device_gate(dev, op));
+    if (dev->ctx->fault == NULL)
+        return HCRT_OK;
+    int64_t n = atomic_fetch_add(&compute_calls, 1) + 1;
+    hcrt__fault_kind_t k = hcrt__fault_check(dev->ctx, "compute", op, n);
+    if (k == HCRT__FAULT_ERROR)
+        return hcrt__error(dev->ctx, HCRT_ERR_BACKEND, "%s on %s device %d: injected error at compute %s %lld on rank %d "
+                           "(HCRT_FAULT)", op, dev->be->name, dev->index, op, (long long)n, dev->ctx->rank);
+    if (k == HCRT__FAULT_DEVICE_LOST) {
+        char why[128];
+        snprintf(why, sizeof(why), "injected by HCRT_FAULT device_lost at compute %s %lld", op, (long long)n);
+        hcrt__device_lose(dev, why);
+        return hcrt_device_check_health(dev);
+    }
+    *corrupt = k == HCRT__FAULT_CORRUPT;
+    return HCRT_OK;
+}
+
+/* Flips a bit of the first `bytes` of out on dev once the kernel queued on stream ran. */
+static hcrt_status_t fault_after(hcrt_device_t *dev, void *out, size_t bytes, hcrt_stream_t *stream)
+{
+    if (stream != NULL)
+        HCRT_CHECK(hcrt_stream_sync(stream));
+    return hcrt__fault_flip_bit(dev, out, bytes);
+}
+
+#define COMPUTE_CALL(dev, opname, out, out_bytes, stream, call)                                                        \
     do {                                                                                                               \
+        bool corrupt_ = false;                                                                                         \
+        HCRT_CHECK(fault_before((dev), (opname), &corrupt_));                                                          \
         hcrt_status_t st_ = (call);                                                                                    \
         if (st_ != HCRT_OK)                                                                                            \
             return backend_error((dev), st_, (opname));                                                                \
+        if (corrupt_)                                                                                                  \
+            HCRT_CHECK(fault_after((dev), (out), (out_bytes), (stream)));                                              \
     } while (0)
 
 /* The device, its stream, and whether its backend computes at all. */
@@ -216,7 +258,7 @@ hcrt_status_t hcrt_compute_gemm(hcrt_device_t *device, bool trans_a, bool trans_
     HCRT_CHECK(check_supported(device, fn));
     if (m == 0 || n == 0)
         return HCRT_OK;
-    COMPUTE_CALL(device, "gemm",
+    COMPUTE_CALL(device, "gemm", c, sizeof(float), stream,
                  device->be->compute->gemm(device->be->state, device->index, trans_a, trans_b, m, n, k, alpha, a, lda,
                                            b, ldb, beta, c, ldc, dtype, BS(stream)));
     return HCRT_OK;
@@ -239,7 +281,7 @@ hcrt_status_t hcrt_compute_bias_add(hcrt_device_t *device, float *y, const float
     HCRT_CHECK(check_supported(device, fn));
     if (rows == 0 || cols == 0)
         return HCRT_OK;
-    COMPUTE_CALL(device, "bias_add",
+    COMPUTE_CALL(device, "bias_add", y, sizeof(float), stream,
                  device->be->compute->bias_add(device->be->state, device->index, y, x, bias, rows, cols, BS(stream)));
     return HCRT_OK;
 }
@@ -255,7 +297,8 @@ hcrt_status_t hcrt_compute_relu(hcrt_device_t *device, float *y, const float *x,
     HCRT_CHECK(check_supported(device, fn));
     if (count == 0)
         return HCRT_OK;
-    COMPUTE_CALL(device, "relu", device->be->compute->relu(device->be->state, device->index, y, x, count, BS(stream)));
+    COMPUTE_CALL(device, "relu", y, sizeof(float), stream,
+                 device->be->compute->relu(device->be->state, device->index, y, x, count, BS(stream)));
     return HCRT_OK;
 }
 
@@ -273,7 +316,7 @@ hcrt_status_t hcrt_compute_relu_backward(hcrt_device_t *device, float *dx, const
     HCRT_CHECK(check_supported(device, fn));
     if (count == 0)
         return HCRT_OK;
-    COMPUTE_CALL(device, "relu_backward",
+    COMPUTE_CALL(device, "relu_backward", dx, sizeof(float), stream,
                  device->be->compute->relu_backward(device->be->state, device->index, dx, dy, act, count, BS(stream)));
     return HCRT_OK;
 }
@@ -306,7 +349,7 @@ hcrt_status_t hcrt_compute_softmax_xent(hcrt_device_t *device, const float *logi
     /* nothing to write: no rows and either no loss or a loss that keeps its value */
     if (rows == 0 && (loss == NULL || accumulate))
         return HCRT_OK;
-    COMPUTE_CALL(device, "softmax_xent",
+    COMPUTE_CALL(device, "softmax_xent", dlogits ? dlogits : loss, sizeof(float), stream,
                  device->be->compute->softmax_xent(device->be->state, device->index, logits, labels, rows, classes,
                                                    loss, dlogits, accumulate, BS(stream)));
     return HCRT_OK;
@@ -326,7 +369,7 @@ hcrt_status_t hcrt_compute_col_sum(hcrt_device_t *device, float *out, const floa
     if (cols == 0 || (rows == 0 && accumulate))
         return HCRT_OK;
     COMPUTE_CALL(
-        device, "col_sum",
+        device, "col_sum", out, sizeof(float), stream,
         device->be->compute->col_sum(device->be->state, device->index, out, x, rows, cols, accumulate, BS(stream)));
     return HCRT_OK;
 }
@@ -475,7 +518,7 @@ hcrt_status_t hcrt_compute_optim_step(hcrt_device_t *device, const hcrt_optim_pa
     HCRT_CHECK(check_supported(device, fn));
     if (count == 0)
         return HCRT_OK;
-    COMPUTE_CALL(device, "optim_step",
+    COMPUTE_CALL(device, "optim_step", param, sizeof(float), stream,
                  device->be->compute->optim_step(device->be->state, device->index, &o, param, grad,
                                                  nstate ? state : NULL, count, BS(stream)));
     return HCRT_OK;
@@ -503,7 +546,7 @@ hcrt_status_t hcrt_compute_cast(hcrt_device_t *device, void *dst, hcrt_dtype_t d
     if (count == 0 || (dst == src && dst_dtype == src_dtype))
         return HCRT_OK;
     COMPUTE_CALL(
-        device, "cast",
+        device, "cast", dst, des, stream,
         device->be->compute->cast(device->be->state, device->index, dst, dst_dtype, src, src_dtype, count, BS(stream)));
     return HCRT_OK;
 }

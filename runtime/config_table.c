@@ -51,8 +51,8 @@ const hcrt__config_def_t hcrt__config_table[] = {
     {"HCRT_ALGO", "auto", HCRT__CFG_ENUM, 0, 0, "auto,ring,rd,shm,hier,mpi",
      "Force a collective algorithm: ring, rd (recursive doubling), shm, hier, mpi; auto chooses by size."},
     {"HCRT_TIMEOUT", "300", HCRT__CFG_DOUBLE, 0, 1.0e9, NULL,
-     "Seconds a collective may take before the job is aborted naming the ranks that never arrived; 0 "
-     "disables."},
+     "Seconds any wait may take (a collective, the device work it waits for, a checkpoint save's agreement "
+     "or its writer, a restore's agreement) before it fails naming what it waited for; 0 disables."},
     {"HCRT_CHECK_CALLS", "0", HCRT__CFG_BOOL, 0, 0, NULL,
      "Check that every rank makes the same collective call (op, count, dtype, root) before running it; off "
      "by default: it costs an exchange per call (docs/performance.md)."},
@@ -95,16 +95,20 @@ const hcrt__config_def_t hcrt__config_table[] = {
      "Python: the libhcrt the hcrt package loads (a file, or its directory); empty searches pkg-config's "
      "prefix, the system loader, then the build tree."},
 
-    /* ---- faults ---- */
+    /* ---- failures ---- */
+    {"HCRT_ON_FAILURE", "abort", HCRT__CFG_ENUM, 0, 0, "abort,return",
+     "What a failed collective or checkpoint does: abort ends the job with the exit status of hcrt/exit.h "
+     "(for hcrt-run); return makes the call return the error and poisons its communicator."},
     {"HCRT_FAULT", "", HCRT__CFG_STRING, 0, 0, NULL,
-     "Injected failures for tests, e.g. kill:rank=1:step=3 or hang:rank=2:op=allreduce:seq=5; see "
-     "docs/configuration.md."},
+     "Injected failures for tests, e.g. kill:rank=1:step=3:phase=write or error:op=allreduce:seq=5:attempt=0; "
+     "sites, kinds and keys in docs/fault-injection.md."},
 
     /* ---- restart loop (hcrt-run sets these for the job; hcrt/run.h) ---- */
     {"HCRT_RUN_DIR", "", HCRT__CFG_STRING, 0, 0, NULL,
      "Directory where ranks write heartbeats and failure records for hcrt-run, which sets it; empty: none."},
     {"HCRT_RUN_ATTEMPT", "0", HCRT__CFG_INT, 0, 1000000000, NULL,
-     "Launch number of the job under hcrt-run (0 first, 1 after the first restart, ...), set by hcrt-run."},
+     "Launch number of the job under hcrt-run (0 first, 1 after the first restart, ...), set by hcrt-run; "
+     "HCRT_FAULT rules with attempt=N fire only in launch N."},
 };
 
 const size_t hcrt__config_table_len = sizeof(hcrt__config_table) / sizeof(hcrt__config_table[0]);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/fault/fault.h"
 #include "runtime/internal.h"
 #include "runtime/trace.h"
 
@@ -59,17 +60,29 @@ static hcrt_status_t init_mpi(hcrt_context_t *ctx)
         if (MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
             return hcrt__error(NULL, HCRT_ERR_MPI, "hcrt_init: MPI_Init_thread failed");
         ctx->mpi_owned = true;
+        if (provided < MPI_THREAD_SERIALIZED)
+            return hcrt__error(NULL, HCRT_ERR_MPI, "hcrt_init: MPI provides thread level %d, below "
+                               "MPI_THREAD_SERIALIZED (%d) which hcrt needs (the application's threads may "
+                               "call it, one at a time)", provided, MPI_THREAD_SERIALIZED);
+    } else {
+        int provided = 0;
+        MPI_Query_thread(&provided);
+        if (provided < MPI_THREAD_SERIALIZED)
+            HCRT_WARN("init", "the application initialised MPI with thread level %d, below "
+                      "MPI_THREAD_SERIALIZED: call hcrt from the thread that initialised MPI only", provided);
     }
     if (MPI_Comm_dup(MPI_COMM_WORLD, &ctx->world) != MPI_SUCCESS)
         return hcrt__error(NULL, HCRT_ERR_MPI, "hcrt_init: MPI_Comm_dup(MPI_COMM_WORLD) failed");
     /* Errors come back as codes so hcrt can say what failed, instead of Open MPI aborting silently. */
-    MPI_Comm_set_errhandler(ctx->world, MPI_ERRORS_RETURN);
+    if (MPI_Comm_set_errhandler(ctx->world, MPI_ERRORS_RETURN) != MPI_SUCCESS)
+        return hcrt__error(NULL, HCRT_ERR_MPI, "hcrt_init: MPI_Comm_set_errhandler(MPI_ERRORS_RETURN) failed");
     MPI_Comm_rank(ctx->world, &ctx->rank);
     MPI_Comm_size(ctx->world, &ctx->size);
     if (MPI_Comm_split_type(ctx->world, MPI_COMM_TYPE_SHARED, ctx->rank, MPI_INFO_NULL, &ctx->node) !=
         MPI_SUCCESS)
         return hcrt__error(NULL, HCRT_ERR_MPI, "hcrt_init: MPI_Comm_split_type(SHARED) failed");
-    MPI_Comm_set_errhandler(ctx->node, MPI_ERRORS_RETURN);
+    if (MPI_Comm_set_errhandler(ctx->node, MPI_ERRORS_RETURN) != MPI_SUCCESS)
+        return hcrt__error(NULL, HCRT_ERR_MPI, "hcrt_init: MPI_Comm_set_errhandler(MPI_ERRORS_RETURN) failed");
     MPI_Comm_rank(ctx->node, &ctx->local_rank);
     MPI_Comm_size(ctx->node, &ctx->local_size);
     return HCRT_OK;
@@ -136,6 +149,8 @@ hcrt_status_t hcrt_init(const hcrt_context_params_t *params, hcrt_context_t **ou
     HCRT_CHECK_GOTO(hcrt__alloc_table_init(ctx), st, err_ctx);
     HCRT_CHECK_GOTO(hcrt__config_load(ctx), st, err_ctx);
     hcrt__log_configure(hcrt__config_str(ctx, "HCRT_LOG_LEVEL"), hcrt__config_str(ctx, "HCRT_LOG_SUBSYS"));
+    ctx->fail_return = strcmp(hcrt__config_str(ctx, "HCRT_ON_FAILURE"), "return") == 0;
+    HCRT_CHECK_GOTO(hcrt__fault_init(ctx), st, err_ctx);
 
     if (!(p.flags & HCRT_INIT_NO_MPI))
         HCRT_CHECK_GOTO(init_mpi(ctx), st, err_mpi);
@@ -167,6 +182,7 @@ err_mpi:
      * gives up and exits without finalising makes mpirun end the whole job with a message instead. */
 err_ctx:
     HCRT_ERROR("init", "%s", hcrt_last_error(NULL));
+    hcrt__fault_fini(ctx);
     hcrt__config_free(ctx);
     hcrt__alloc_table_fini(ctx);
     free(ctx);
@@ -187,6 +203,7 @@ hcrt_status_t hcrt_finalize(hcrt_context_t *ctx)
         MPI_Comm_free(&ctx->world);
     if (ctx->mpi_owned)
         MPI_Finalize();
+    hcrt__fault_fini(ctx);
     hcrt__config_free(ctx);
     hcrt__alloc_table_fini(ctx);
     free(ctx);

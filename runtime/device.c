@@ -17,12 +17,40 @@ static hcrt_status_t backend_error(const hcrt_device_t *dev, hcrt_status_t st, c
                        dev->bprops.name, dev->be->ops->last_error(dev->be->state));
 }
 
+/* Dispatches a backend op: refused when the runtime marked the device lost (HCRT_FAULT), else the
+ * backend's failure recorded with its own text. */
 #define BACKEND_CALL(dev, opname, call)                                                              \
     do {                                                                                             \
+        HCRT_CHECK(hcrt__device_gate((dev), (opname)));                                              \
         hcrt_status_t st_ = (call);                                                                  \
         if (st_ != HCRT_OK)                                                                          \
             return backend_error((dev), st_, (opname));                                              \
     } while (0)
+
+/* ---- lost devices ---- */
+
+void hcrt__device_lose(hcrt_device_t *dev, const char *why)
+{
+    if (dev == NULL || atomic_load(&dev->lost))
+        return;
+    snprintf(dev->lost_why, sizeof(dev->lost_why), "%s", why ? why : "no detail");
+    atomic_store_explicit(&dev->lost, true, memory_order_release);
+}
+
+hcrt_status_t hcrt__device_gate_slow(const hcrt_device_t *dev, const char *op)
+{
+    return hcrt__error(dev->ctx, HCRT_ERR_DEVICE_LOST, "%s on %s device %d (%s) of rank %d (%s): the device is lost "
+                       "(%s)", op, dev->be->name, dev->index, dev->bprops.name, dev->ctx->rank, dev->ctx->hostname,
+                       dev->lost_why);
+}
+
+hcrt_status_t hcrt__device_poll(hcrt_device_t *dev)
+{
+    if (dev == NULL || (hcrt__device_is_host(dev) && !atomic_load(&dev->lost)))
+        return HCRT_OK;
+    hcrt_status_t st = hcrt_device_check_health(dev);
+    return st == HCRT_ERR_DEVICE_LOST ? st : HCRT_OK;
+}
 
 /* ---- backends ---- */
 
@@ -146,6 +174,10 @@ hcrt_context_t *hcrt_device_context(const hcrt_device_t *device) { return device
 hcrt_status_t hcrt_device_check_health(hcrt_device_t *device)
 {
     HCRT_CHECK_ARG(NULL, device != NULL, "device", "is NULL");
+    if (atomic_load_explicit(&device->lost, memory_order_acquire))
+        return hcrt__error(device->ctx, HCRT_ERR_DEVICE_LOST, "%s device %d (%s) on rank %d (%s) is lost: %s",
+                           device->be->name, device->index, device->bprops.name, device->ctx->rank,
+                           device->ctx->hostname, device->lost_why);
     hcrt_backend_health_t h = {.struct_size = sizeof(h)};
     BACKEND_CALL(device, "health", device->be->ops->health(device->be->state, device->index, &h));
     h.last_error[sizeof(h.last_error) - 1] = '\0';
@@ -155,8 +187,8 @@ hcrt_status_t hcrt_device_check_health(hcrt_device_t *device)
                            device->ctx->hostname, h.last_error[0] ? h.last_error : "no detail");
     if (h.ecc_uncorrected)
         return hcrt__error(device->ctx, HCRT_ERR_DEVICE_LOST,
-                           "%s device %d (%s) on rank %d has %llu uncorrected ECC errors", device->be->name,
-                           device->index, device->bprops.name, device->ctx->rank,
+                           "%s device %d (%s) on rank %d (%s) has %llu uncorrected ECC errors", device->be->name,
+                           device->index, device->bprops.name, device->ctx->rank, device->ctx->hostname,
                            (unsigned long long)h.ecc_uncorrected);
     return HCRT_OK;
 }
@@ -171,7 +203,12 @@ hcrt_status_t hcrt_stream_create(hcrt_device_t *device, hcrt_stream_t **stream)
     if (!s)
         return hcrt__error(device->ctx, HCRT_ERR_NO_MEMORY, "hcrt_stream_create: out of memory");
     s->device = device;
-    hcrt_status_t st = device->be->ops->stream_create(device->be->state, device->index, &s->bs);
+    hcrt_status_t st = hcrt__device_gate(device, "stream_create");
+    if (st != HCRT_OK) {
+        free(s);
+        return st;
+    }
+    st = device->be->ops->stream_create(device->be->state, device->index, &s->bs);
     if (st != HCRT_OK) {
         free(s);
         return backend_error(device, st, "stream_create");
@@ -210,7 +247,12 @@ hcrt_status_t hcrt_event_create(hcrt_device_t *device, hcrt_event_t **event)
     if (!e)
         return hcrt__error(device->ctx, HCRT_ERR_NO_MEMORY, "hcrt_event_create: out of memory");
     e->device = device;
-    hcrt_status_t st = device->be->ops->event_create(device->be->state, device->index, &e->be);
+    hcrt_status_t st = hcrt__device_gate(device, "event_create");
+    if (st != HCRT_OK) {
+        free(e);
+        return st;
+    }
+    st = device->be->ops->event_create(device->be->state, device->index, &e->be);
     if (st != HCRT_OK) {
         free(e);
         return backend_error(device, st, "event_create");

@@ -16,10 +16,13 @@ static _Thread_local const hcrt_context_t *tls_owner;
 
 hcrt_status_t hcrt__error(const hcrt_context_t *ctx, hcrt_status_t status, const char *fmt, ...)
 {
+    /* Formatted aside first: callers often pass the previous detail, hcrt_last_error(), as an argument. */
+    char msg[sizeof(tls_msg)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tls_msg, sizeof(tls_msg), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    memcpy(tls_msg, msg, sizeof(msg));
     tls_owner = ctx;
     HCRT_DEBUG("error", "%s (%s)", tls_msg, hcrt_status_name(status));
     return status;

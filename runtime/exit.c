@@ -21,6 +21,8 @@ int hcrt_exit_status(hcrt_status_t status)
         return HCRT_EXIT_CKPT_IO;
     case HCRT_ERR_MPI:
         return HCRT_EXIT_MPI;
+    case HCRT_ERR_PEER_DEAD:
+        return HCRT_EXIT_PEER_DEAD;
     case HCRT_ERR_CONFIG:
     case HCRT_ERR_NO_DEVICE:
         return HCRT_EXIT_CONFIG;

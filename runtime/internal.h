@@ -9,6 +9,7 @@
 
 #include <mpi.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -161,6 +162,10 @@ struct hcrt_device {
     hcrt_backend_device_props_t bprops;
     int numa_node;
     char local_cpus[256];
+    /* Lost as the runtime sees it (HCRT_FAULT device_lost), whatever the backend: every dispatch of a
+     * backend op on the device fails, and its health says lost. lost_why is written before lost. */
+    _Atomic bool lost;
+    char lost_why[192];
 };
 
 struct hcrt_stream {
@@ -199,6 +204,9 @@ struct hcrt_context {
 
     struct hcrt__trace *trace;        /* HCRT_TRACE state, NULL when not tracing (runtime/trace.h) */
     struct hcrt__alloc_table *allocs; /* every hcrt_mem_alloc / hcrt_mem_alloc_host not yet freed */
+    struct hcrt__fault_plan *fault; /* parsed HCRT_FAULT (runtime/fault), NULL when empty */
+    int64_t run_attempt;            /* HCRT_RUN_ATTEMPT */
+    bool fail_return;               /* HCRT_ON_FAILURE=return (runtime/fail.c) */
 };
 
 /* The built-in cpu backend's table (backends/cpu). */
@@ -246,6 +254,73 @@ static inline hcrt_device_t *hcrt__host_device(const hcrt_context_t *ctx)
 /* Copies between any two devices (runtime/memory.c). stream may be NULL. */
 hcrt_status_t hcrt__copy(hcrt_device_t *dst_dev, void *dst, hcrt_device_t *src_dev, const void *src,
                          size_t bytes);
+
+/* ---- lost devices (runtime/device.c) ------------------------------------------------------------- */
+
+/* Marks dev lost for every later call (see struct hcrt_device). `why` is kept for the messages. */
+void hcrt__device_lose(hcrt_device_t *dev, const char *why);
+
+/* HCRT_ERR_DEVICE_LOST with a message naming the device, its rank and host, and `op`, when dev was
+ * marked lost; HCRT_OK otherwise (one load). Every dispatch of a backend op goes through it. */
+hcrt_status_t hcrt__device_gate_slow(const hcrt_device_t *dev, const char *op);
+static inline hcrt_status_t hcrt__device_gate(const hcrt_device_t *dev, const char *op)
+{
+    return atomic_load_explicit(&dev->lost, memory_order_acquire) ? hcrt__device_gate_slow(dev, op) : HCRT_OK;
+}
+
+/* ---- the exit policy: failing the job (runtime/fail.c) ----------------------------------------------- */
+
+/*
+ * Errors of the caller's own making (exit status HCRT_EXIT_APP or HCRT_EXIT_CONFIG: invalid arguments,
+ * mismatched calls found in checking mode, wrong state) are returned as they are; every other failure
+ * of a collective, checkpoint or device wait goes through hcrt__fail.
+ */
+bool hcrt__is_usage_error(hcrt_status_t status);
+
+/*
+ * A failure detected on this rank. Under HCRT_ON_FAILURE=abort (the default) it logs one error line
+ * naming this rank, its host and device (`dev`, NULL: the context's), then the message, and the exit
+ * status, and ends the job (never returns): the `designated` rank at once with MPI_Abort, whose code
+ * mpirun returns as its own status, the others after a pause, as a fallback (Open MPI 4.1's mpirun can
+ * lose the status when several ranks abort at the same moment). Under HCRT_ON_FAILURE=return it logs
+ * the same line, records the message for hcrt_last_error() and returns `status`. Usage errors are
+ * returned unlogged.
+ */
+hcrt_status_t hcrt__fail(hcrt_context_t *ctx, const hcrt_device_t *dev, bool designated, hcrt_status_t status,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Ends the job with `exit_status` whatever the policy (after logging `fmt`): see hcrt__fail. */
+_Noreturn void hcrt__fail_abort(const hcrt_context_t *ctx, const hcrt_device_t *dev, bool designated,
+                                int exit_status, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* "rank R (HOST, BACKEND device I)" for messages. */
+void hcrt__fail_who(const hcrt_context_t *ctx, const hcrt_device_t *dev, char *buf, size_t len);
+
+/* Whether a device's health reports it lost: HCRT_ERR_DEVICE_LOST naming it (rank, host, backend, index),
+ * else HCRT_OK. For the polls of the deadline loops; NULL and host devices are healthy. */
+hcrt_status_t hcrt__device_poll(hcrt_device_t *dev);
+
+/* ---- the watchdog of blocking device waits (runtime/watchdog.c) ------------------------------------ */
+
+/* One registered wait, on the waiting thread's stack. */
+typedef struct hcrt__watch {
+    struct hcrt__watch *next, *prev;
+    hcrt_context_t *ctx;
+    hcrt_device_t *dev;
+    double start, timeout; /* the wait's operation began at `start` (hcrt__now); timeout 0: none */
+    char what[256];        /* "allreduce #3 (16777216 bytes): the work queued on sim device 0" */
+} hcrt__watch_t;
+
+/*
+ * Registers a wait that is about to block in a device call (hcrt_event_sync): should it pass `timeout`
+ * seconds from `start`, or dev be found lost, the watchdog thread ends the job (HCRT_EXIT_TIMEOUT or
+ * HCRT_EXIT_DEVICE) naming `fmt`. Returns false, registering nothing, when the caller must poll instead:
+ * under HCRT_ON_FAILURE=return (a blocked call cannot be made to return), or without a watchdog thread.
+ * Disarm once the call returned.
+ */
+bool hcrt__watch_arm(hcrt__watch_t *w, hcrt_context_t *ctx, hcrt_device_t *dev, double start, double timeout,
+                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void hcrt__watch_disarm(hcrt__watch_t *w);
 
 /* Whether a device is the host (its pointers may be handed to MPI and dereferenced). */
 static inline bool hcrt__device_is_host(const hcrt_device_t *dev)

@@ -31,6 +31,7 @@ hcrt_status_t hcrt_mem_alloc(hcrt_device_t *device, size_t bytes, void **ptr)
     HCRT_CHECK_ARG(device->ctx, ptr != NULL, "ptr", "is NULL");
     HCRT_CHECK_ARG(device->ctx, bytes > 0, "bytes", "is 0");
     void *p = NULL;
+    HCRT_CHECK(hcrt__device_gate(device, "mem_alloc"));
     hcrt_status_t st = device->be->ops->mem_alloc(device->be->state, device->index, bytes, &p);
     if (st != HCRT_OK)
         return backend_error(device, st, "mem_alloc");
@@ -88,6 +89,7 @@ hcrt_status_t hcrt_mem_alloc_host(hcrt_device_t *device, size_t bytes, void **pt
     HCRT_CHECK_ARG(device->ctx, ptr != NULL, "ptr", "is NULL");
     HCRT_CHECK_ARG(device->ctx, bytes > 0, "bytes", "is 0");
     void *p = NULL;
+    HCRT_CHECK(hcrt__device_gate(device, "host_alloc"));
     hcrt_status_t st = device->be->ops->host_alloc(device->be->state, bytes, &p);
     if (st != HCRT_OK)
         return backend_error(device, st, "host_alloc");
@@ -126,6 +128,7 @@ hcrt_status_t hcrt_memset(hcrt_device_t *device, void *ptr, int value, size_t by
         return HCRT_OK;
     }
     HCRT_CHECK(hcrt__mem_check(device->ctx, __func__, "ptr", ptr, bytes, device, false));
+    HCRT_CHECK(hcrt__device_gate(device, "memset"));
     hcrt_status_t st = device->be->ops->memset(device->be->state, device->index, ptr, value, bytes, NULL);
     if (st != HCRT_OK)
         return backend_error(device, st, "memset");
@@ -161,6 +164,8 @@ hcrt_status_t hcrt__copy(hcrt_device_t *dd, void *dst, hcrt_device_t *sd, const 
 {
     hcrt_status_t st;
     bool dh = hcrt__device_is_host(dd), sh = hcrt__device_is_host(sd);
+    HCRT_CHECK(hcrt__device_gate(sd, "memcpy (source)"));
+    HCRT_CHECK(hcrt__device_gate(dd, "memcpy (destination)"));
     if (dh && sh) {
         memmove(dst, src, bytes);
         return HCRT_OK;
@@ -234,6 +239,8 @@ hcrt_status_t hcrt_memcpy_async(hcrt_device_t *dst_device, void *dst, hcrt_devic
                            "hcrt_memcpy_async: argument 'stream' (on %s device %d) must belong to one side of the "
                            "copy and the other side must be the host or the same device; use hcrt_memcpy for "
                            "cross-device copies", sd->be->name, sd->index);
+    HCRT_CHECK(hcrt__device_gate(src_device, "memcpy_async (source)"));
+    HCRT_CHECK(hcrt__device_gate(dst_device, "memcpy_async (destination)"));
     hcrt_status_t st = sd->be->ops->memcpy(sd->be->state, sd->index, dst, src, bytes, kind, stream->bs);
     return st == HCRT_OK ? HCRT_OK : backend_error(sd, st, "memcpy_async");
 }

@@ -17,6 +17,17 @@
  * and chunk, and the restore falls back to the next older committed step. All ranks always agree on the
  * step restored.
  *
+ * Failures. A save that fails on one rank (its snapshot copy, a full disk, a lost device, an injected
+ * fault) fails on every rank: the failing rank still reports to rank 0, whose verdict names the rank and
+ * the cause. Every wait runs under HCRT_TIMEOUT: the ranks' agreement on a save (rank 0 then names the
+ * ranks that never reported), the wait for this rank's own writer, the snapshot's device copies and a
+ * restore's agreement (so HCRT_TIMEOUT must exceed the time the slowest rank takes to write its data
+ * file). A failed save or restore (other than a restore that finds no step, or none that verifies,
+ * which is returned) then follows the exit policy of hcrt/exit.h: by default
+ * the job ends with the failure's exit status (HCRT_EXIT_CKPT_IO for I/O, HCRT_EXIT_DEVICE for a device,
+ * HCRT_EXIT_TIMEOUT for a deadline); with HCRT_ON_FAILURE=return the call returns it (a save whose
+ * agreement itself did not complete leaves the checkpointer unusable: later calls return that failure).
+ *
  * Collective calls (every rank of the group must make them, in the same order): hcrt_ckpt_open,
  * hcrt_ckpt_save, hcrt_ckpt_wait, hcrt_ckpt_restore, hcrt_ckpt_close. hcrt_ckpt_test is collective in
  * the sense that every rank must keep calling it (or wait) until it reports done. register, latest
@@ -106,7 +117,8 @@ typedef struct hcrt_ckpt_shard {
  * shard->rows times the product of global_shape[1..]; the shards of all ranks must tile dimension 0
  * exactly (checked at the first save: HCRT_ERR_MISMATCH names the tensor). Every rank registers the same
  * names with the same dtype and global shape. Local; not allowed while a save is in flight
- * (HCRT_ERR_STATE). Errors: HCRT_ERR_INVALID_ARG naming the argument, HCRT_ERR_NO_MEMORY.
+ * (HCRT_ERR_STATE). Errors: HCRT_ERR_INVALID_ARG naming the argument (also when this rank's part, or all
+ * its registered parts together, would exceed 2^62 bytes), HCRT_ERR_NO_MEMORY.
  */
 HCRT_EXPORT hcrt_status_t hcrt_ckpt_register(hcrt_ckpt_t *ck, const char *name, hcrt_buffer_t buf,
                                              int ndims, const uint64_t *global_shape,
@@ -121,15 +133,18 @@ HCRT_EXPORT hcrt_status_t hcrt_ckpt_register(hcrt_ckpt_t *ck, const char *name, 
  * next save. While the previous save is in flight, params.busy decides: wait for it, or return
  * HCRT_ERR_BUSY (nothing started). The first save allocates and pre-touches the snapshot pool (slow
  * once). Collective. Errors: HCRT_ERR_INVALID_ARG, HCRT_ERR_STATE (nothing registered), HCRT_ERR_BUSY,
- * device copy errors, and the commit error of the previous save when it failed.
+ * the commit error of the previous save when it failed, and this save's failure when this rank could not
+ * take its snapshot (it then waits for the other ranks to learn it, as wait() would).
  */
 HCRT_EXPORT hcrt_status_t hcrt_ckpt_save(hcrt_ckpt_t *ck, int64_t step, const void *meta, size_t meta_len);
 
 /*
  * Waits until the save in flight is committed (or failed) and returns its result: HCRT_OK when the step
- * is committed on every rank; HCRT_ERR_IO (a rank could not write, the message names rank and file),
- * HCRT_ERR_MISMATCH (ranks registered inconsistent tensors or steps). HCRT_OK when nothing is in flight.
- * Collective.
+ * is committed on every rank; HCRT_ERR_IO (a rank could not write, the message names rank and file), the
+ * device error of a rank whose snapshot failed, HCRT_ERR_TIMEOUT (the agreement or this rank's writer
+ * passed HCRT_TIMEOUT), HCRT_ERR_MISMATCH (ranks registered inconsistent tensors or steps). HCRT_OK when
+ * nothing is in flight. Failures other than HCRT_ERR_MISMATCH end the job under the default exit policy
+ * (see "Failures" above). Collective.
  */
 HCRT_EXPORT hcrt_status_t hcrt_ckpt_wait(hcrt_ckpt_t *ck);
 

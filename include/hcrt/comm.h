@@ -32,13 +32,27 @@
  * on every rank whatever its buffer location (so HCRT_CHUNK_SIZE and HCRT_ALGO must be the same on every
  * rank). docs/performance.md describes the algorithms and their measured speed.
  *
- * Deadlines. Every collective must complete within HCRT_TIMEOUT seconds (0 disables). When the deadline
- * passes, every waiting rank logs one error line naming the operation, the communicator's sequence number
- * of the call, the buffer size and the ranks that had not yet entered the call (with their hosts), then
- * aborts the job with exit status HCRT_EXIT_TIMEOUT. Ranks of the same node are read from the shared
- * window; when the communicator spans nodes the timed-out ranks first swap what they saw (0.5 s), so
- * every survivor names the late ranks. A waiting rank that sees a peer of its node die (checked from
- * 0.5 s into a wait) aborts with HCRT_EXIT_PEER_DEAD, unless Open MPI ends the job first.
+ * Deadlines. Every collective must complete within HCRT_TIMEOUT seconds (0 disables), the device work it
+ * waits for included (staging copies and kernels; the device's health is polled while it waits, so a
+ * lost device is named). When the deadline passes, the call fails naming the operation, the
+ * communicator's sequence number of the call, the buffer size and the ranks that had not yet entered the
+ * call (with their hosts), or the device whose work did not finish. Ranks of the same node are read from
+ * the shared window; when the communicator spans nodes the timed-out ranks first swap what they saw
+ * (0.5 s), so every survivor names the late ranks. A waiting rank that sees a peer of its node die
+ * (checked from 0.5 s into a wait) fails with HCRT_ERR_PEER_DEAD, unless Open MPI ends the job first; one
+ * that sees a node peer's own call fail fails at once with that peer's status.
+ *
+ * Failures. A call that fails on this rank after it started (a deadline, a dead or failed peer, an MPI or
+ * device error, an injected fault) follows the exit policy of hcrt/exit.h: by default (HCRT_ON_FAILURE=
+ * abort) the job ends with the failure's exit status (HCRT_EXIT_TIMEOUT, HCRT_EXIT_PEER_DEAD,
+ * HCRT_EXIT_DEVICE, HCRT_EXIT_MPI, ...) after one error line naming the rank, its host and device, the call
+ * and the cause. With HCRT_ON_FAILURE=return the call returns that status, and the communicator is
+ * poisoned: every later call on it (collectives, send/recv, requests, split, dup) returns the first
+ * failure's status and names it, and nothing the failed call left behind is reused (its shared-memory
+ * epochs, MPI requests, pool blocks, staging stream), so no peer is ever released onto stale data; create
+ * a fresh communicator to go on. Receives the failed call still had pending are cancelled where MPI can;
+ * keep its buffers until the communicator is destroyed. Argument errors and HCRT_ERR_MISMATCH are found
+ * before any data moves and are always returned, poisoning nothing.
  *
  * Checking mode. With HCRT_CHECK_CALLS=1 every collective first compares (operation, count, dtype, op,
  * root) across ranks; a difference returns HCRT_ERR_MISMATCH on every rank with a message naming the ranks
@@ -47,8 +61,10 @@
  * Fault injection (tests). HCRT_FAULT=hang:rank=R:op=OP:seq=N makes rank R sleep forever when it enters
  * its call number N (the communicator's sequence number, counted from 1) if that call is operation OP
  * (allreduce, broadcast, reduce_scatter, barrier, ...; site=coll instead of op= matches any operation);
- * kill:rank=R:op=OP:seq=N makes it die of SIGKILL there instead; slow:...:secs=S delays it. R is the
- * world rank. The syntax is shared with checkpointing (runtime/fault/fault.h).
+ * kill makes it die of SIGKILL there instead, slow:...:secs=S delays it, error and device_lost make the
+ * call fail half way through (HCRT_ERR_MPI; HCRT_ERR_DEVICE_LOST with the device marked lost), corrupt
+ * flips one bit of this rank's result once the call completed. R is the world rank. Keys, kinds and
+ * the other sites: docs/fault-injection.md.
  *
  * Thread safety: a communicator is used by one thread at a time (like an MPI communicator under
  * MPI_THREAD_SERIALIZED); different communicators may be used from different threads one call at a time.

@@ -25,6 +25,33 @@
  * SIGKILL) and Open MPI's 205 (a remote node was lost) are restartable too; any other status (1 from a
  * rank that returned non-zero, for instance) is not. docs/architecture.md ("Exit policy") has the same
  * table; hcrt-run classifies exits with hcrt_exit_restartable().
+ *
+ * Which failures end the job. HCRT_ON_FAILURE chooses, per process:
+ *
+ *   abort (default)  A failure hcrt detects in a collective (deadline, a dead or failed peer, an MPI or
+ *                    device error, an injected error), in a checkpoint save or restore (a rank that could
+ *                    not snapshot or write, an agreement past its deadline, rank 0's commit) or in a
+ *                    device wait (a lost device) ends the job: one error line names the rank, host,
+ *                    device and operation, the cause and the exit status, and MPI_Abort makes that status
+ *                    mpirun's own. It is the default because without ULFM the surviving ranks cannot go
+ *                    on together anyway: their peers are gone or wait on them, so the fastest recovery
+ *                    is to end everything now and relaunch from the newest checkpoint (hcrt-run).
+ *   return           The call returns the error instead (hcrt_last_error() says the same), so that an
+ *                    application can save what it can or report before it ends. A collective that
+ *                    failed poisons its communicator: every later call on it returns the first failure's
+ *                    status and names it, and nothing the failed call left behind (shared-memory epochs,
+ *                    MPI requests, pool blocks) is ever reused. A save that failed on some rank
+ *                    but whose agreement completed leaves the checkpointer usable (the step is not
+ *                    committed; the next save may try again); one whose agreement itself failed (its
+ *                    deadline passed, MPI failed) poisons the checkpointer the same way. The application
+ *                    ends the job itself, with hcrt_abort() (or by returning hcrt_exit_status(status)
+ *                    from a one-rank program).
+ *
+ * Under both, errors of the caller's own making (an invalid argument, mismatched calls found by
+ * HCRT_CHECK_CALLS, a call in the wrong state: exit statuses APP and CONFIG) are returned and never
+ * abort, and poison nothing: they are found before any data moves. So are the verdicts every rank
+ * agrees on about checkpoint data: no step to restore (HCRT_ERR_NOT_FOUND), or none that verifies
+ * (HCRT_ERR_CORRUPT): the application may rather start afresh than be relaunched onto them.
  */
 #ifndef HCRT_EXIT_H
 #define HCRT_EXIT_H
@@ -64,7 +91,8 @@ enum {
 /*
  * The exit status for a failure with `status`: HCRT_EXIT_OK for HCRT_OK, HCRT_EXIT_TIMEOUT for
  * HCRT_ERR_TIMEOUT, HCRT_EXIT_DEVICE for HCRT_ERR_DEVICE_LOST and HCRT_ERR_BACKEND, HCRT_EXIT_CKPT_IO for
- * HCRT_ERR_IO and HCRT_ERR_CORRUPT, HCRT_EXIT_MPI for HCRT_ERR_MPI, HCRT_EXIT_CONFIG for HCRT_ERR_CONFIG
+ * HCRT_ERR_IO and HCRT_ERR_CORRUPT, HCRT_EXIT_MPI for HCRT_ERR_MPI, HCRT_EXIT_PEER_DEAD for
+ * HCRT_ERR_PEER_DEAD, HCRT_EXIT_CONFIG for HCRT_ERR_CONFIG
  * and HCRT_ERR_NO_DEVICE, HCRT_EXIT_RESOURCE for the out-of-memory codes, HCRT_EXIT_INTERNAL for
  * HCRT_ERR_INTERNAL and values not in the list, HCRT_EXIT_APP for the rest. Thread-safe.
  */
@@ -82,6 +110,21 @@ HCRT_EXPORT bool hcrt_exit_restartable(int exit_status);
  * "UNKNOWN" otherwise. Returns a static string; thread-safe.
  */
 HCRT_EXPORT const char *hcrt_exit_name(int exit_status);
+
+struct hcrt_context;
+
+/*
+ * Ends the job the way hcrt's own failures do: logs one error line naming this rank, its host and
+ * device, `what` (e.g. "training step 40"), hcrt_last_error(ctx) and the exit status, then aborts
+ * every rank with hcrt_exit_status(status) (HCRT_EXIT_INTERNAL for HCRT_OK), which mpirun returns as
+ * its own status (a rank that merely returns non-zero makes mpirun exit 1, which hcrt-run cannot
+ * classify). For an application under HCRT_ON_FAILURE=return, or for errors it finds itself. Call it on
+ * any rank that saw the failure: world rank 0 aborts at once, other ranks 1.5 s later unless the job
+ * ended first (Open MPI 4.1's mpirun can lose the status when several ranks abort at the same moment).
+ * ctx may be NULL (after hcrt_init failed). Never returns.
+ */
+HCRT_EXPORT void hcrt_abort(struct hcrt_context *ctx, hcrt_status_t status, const char *what)
+    __attribute__((noreturn));
 
 #ifdef __cplusplus
 }

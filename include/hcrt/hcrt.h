@@ -359,6 +359,8 @@ HCRT_EXPORT hcrt_status_t hcrt_topology_get_info(const hcrt_context_t *ctx, hcrt
 
 /* Compute on any device: gemm, bias add, ReLU, softmax cross-entropy, optimizers (hcrt/compute.h). */
 #include "hcrt/compute.h"
+/* Fault injection points for training loops and compute wrappers (hcrt/fault.h). */
+#include "hcrt/fault.h"
 
 #ifdef __cplusplus
 }

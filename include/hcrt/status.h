@@ -47,7 +47,8 @@ extern "C" {
     X(ERR_STATE, -16, "invalid state for this call")                                                \
     X(ERR_CONFIG, -17, "invalid configuration value")                                               \
     X(ERR_INTERNAL, -18, "internal error")                                                          \
-    X(ERR_IN_PROGRESS, -19, "operation still in progress")
+    X(ERR_IN_PROGRESS, -19, "operation still in progress")                                          \
+    X(ERR_PEER_DEAD, -20, "a peer rank died")
 
 typedef enum hcrt_status {
 #define HCRT_STATUS_ENUM_(name, value, text) HCRT_##name = value,
@@ -56,7 +57,7 @@ typedef enum hcrt_status {
 } hcrt_status_t;
 
 /* Number of entries of HCRT_STATUS_MAP (codes run from 0 down to -(HCRT_STATUS_COUNT - 1)). */
-#define HCRT_STATUS_COUNT 20
+#define HCRT_STATUS_COUNT 21
 
 /*
  * The code's symbolic name without prefix, e.g. "ERR_TIMEOUT", or "UNKNOWN" for a value not in the list.

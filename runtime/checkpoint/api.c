@@ -88,6 +88,7 @@ hcrt_status_t hcrt_ckpt_open(hcrt_context_t *ctx, struct hcrt_comm *comm, const 
     ck->last_committed = -1;
     ck->step = -1;
     ck->busy = p.busy;
+    ck->timeout = hcrt__config_double(ctx, "HCRT_TIMEOUT");
     ck->keep = p.keep ? p.keep : (int)hcrt__config_int(ctx, "HCRT_CKPT_KEEP");
     ck->partner_on = p.partner < 0 ? hcrt__config_bool(ctx, "HCRT_CKPT_PARTNER") : p.partner == 1;
     pthread_mutex_init(&ck->mu, NULL);
@@ -102,7 +103,12 @@ hcrt_status_t hcrt_ckpt_open(hcrt_context_t *ctx, struct hcrt_comm *comm, const 
                              hcrt__ckpt_mpi_error(rc, err, sizeof(err)));
             goto err_free;
         }
-        MPI_Comm_set_errhandler(ck->comm, MPI_ERRORS_RETURN);
+        rc = MPI_Comm_set_errhandler(ck->comm, MPI_ERRORS_RETURN);
+        if (rc != MPI_SUCCESS) {
+            st = hcrt__error(ctx, HCRT_ERR_MPI, "hcrt_ckpt_open: MPI_Comm_set_errhandler failed: %s",
+                             hcrt__ckpt_mpi_error(rc, err, sizeof(err)));
+            goto err_free;
+        }
         MPI_Comm_rank(ck->comm, &ck->rank);
         MPI_Comm_size(ck->comm, &ck->size);
         /* The communicator knows the nodes (fake ones too, HCRT_FAKE_NODES): partners follow them. */
@@ -223,7 +229,19 @@ hcrt_status_t hcrt_ckpt_register(hcrt_ckpt_t *ck, const char *name, hcrt_buffer_
                            e.replicated ? "the replicated tensor's " : "the shard's ",
                            (unsigned long long)e.rows, (unsigned long long)row_elems,
                            (unsigned long long)(e.rows * row_elems));
+    /* The part's bytes, and the snapshot pool and data file that hold every part, must fit 2^62 bytes
+     * (file offsets are signed 64-bit; the sums below would wrap long before the memory runs out). */
+    const uint64_t max_bytes = (uint64_t)1 << 62;
+    if (e.rows != 0 && e.row_bytes > max_bytes / e.rows)
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_ckpt_register: '%s': %llu rows of %llu bytes overflow "
+                           "the byte count", name, (unsigned long long)e.rows, (unsigned long long)e.row_bytes);
     e.bytes = e.rows * e.row_bytes;
+    uint64_t total = e.bytes;
+    for (int i = 0; i < ck->nentries; i++)
+        total += ck->entries[i].bytes + HCRT__CKPT_ALIGN; /* each at most 2^62: no wrap before the check */
+    if (total > max_bytes)
+        return hcrt__error(ctx, HCRT_ERR_INVALID_ARG, "hcrt_ckpt_register: '%s': the registered tensors would exceed "
+                           "2^62 bytes", name);
     e.written = !e.replicated || ck->rank == 0;
 
     if (ck->nentries == ck->cap) {
@@ -301,7 +319,20 @@ hcrt_status_t hcrt_ckpt_close(hcrt_ckpt_t *ck)
     if (ck == NULL)
         return HCRT_OK;
     hcrt_status_t st = hcrt_ckpt_wait(ck);
+    if (ck->failed != HCRT_OK) {
+        /* MPI requests of the failed agreement (or a stuck writer thread) may still write into the pools
+         * and the descriptors: they stay allocated for the process's life. */
+        HCRT_DEBUG(CKPT_SUBSYS, "closing a failed checkpointer: its memory is left allocated");
+        if (ck->writer_stuck) {
+            pthread_detach(ck->thread);
+            pthread_detach(ck->hasher);
+        } else {
+            hcrt__ckpt_thread_stop(ck);
+        }
+        return st;
+    }
     hcrt__ckpt_thread_stop(ck);
+    hcrt__ckpt_snapshot_free(ck);
     hcrt__ckpt_partner_free(ck);
     free(ck->node_of);
     if (ck->pool)
@@ -313,6 +344,8 @@ hcrt_status_t hcrt_ckpt_close(hcrt_ckpt_t *ck)
     free(ck->desc);
     free(ck->lens);
     free(ck->displs);
+    free(ck->len_reqs);
+    free(ck->len_done);
     free(ck->all);
     if (ck->comm != MPI_COMM_NULL)
         MPI_Comm_free(&ck->comm);

@@ -126,6 +126,26 @@ struct hcrt_ckpt {
 
     double t_save_start;
     double tr_save, tr_agree; /* trace clock at the save and at the start of the agreement (HCRT_TRACE) */
+
+    /* Failures (commit.c). Every wait runs under HCRT_TIMEOUT: the agreement's from when this rank
+     * entered it (t_agree), the wait for this rank's own writer from when wait() began. */
+    double timeout;
+    double t_agree;
+    MPI_Request *len_reqs;    /* rank 0: one receive of a descriptor length per rank (so it can name the
+                               * ranks that never reported) */
+    int *len_done;            /* rank 0: indices for MPI_Testsome */
+    /* The first failure that left the checkpointer unusable (an agreement that did not complete: its
+     * MPI requests are still out), returned by every later call. */
+    hcrt_status_t failed;
+    char failed_msg[1024];
+    bool writer_stuck;        /* the writer thread never finished: close() must not join it */
+
+    /* Device->host copies of a snapshot run on a stream per device, waited for under the deadline. */
+    struct {
+        hcrt_device_t *dev;
+        hcrt_stream_t *stream;
+        hcrt_event_t *event;
+    } snap[4];
 };
 
 /* snapshot.c */
@@ -135,17 +155,27 @@ hcrt_status_t hcrt__ckpt_snapshot(hcrt_ckpt_t *ck, int64_t step);
 hcrt_status_t hcrt__ckpt_host_alloc(hcrt_ckpt_t *ck, hcrt_device_t *dev, size_t bytes, unsigned char **out);
 void hcrt__ckpt_host_free(hcrt_device_t *dev, unsigned char *p, size_t bytes);
 
+/* Frees the snapshot streams and events. */
+void hcrt__ckpt_snapshot_free(hcrt_ckpt_t *ck);
+
 /* persist.c */
 hcrt_status_t hcrt__ckpt_thread_start(hcrt_ckpt_t *ck);
 void hcrt__ckpt_thread_stop(hcrt_ckpt_t *ck);
 void hcrt__ckpt_persist_start(hcrt_ckpt_t *ck);
 bool hcrt__ckpt_persist_done(hcrt_ckpt_t *ck, bool block);
+/* Waits up to `secs` for the writer to finish this rank's file; whether it did. */
+bool hcrt__ckpt_persist_wait(hcrt_ckpt_t *ck, double secs);
 /* Queues garbage collection after the commit of `step` on the writer thread; gc_wait waits for it. */
 void hcrt__ckpt_gc_start(hcrt_ckpt_t *ck, int64_t step);
 void hcrt__ckpt_gc_wait(hcrt_ckpt_t *ck);
 
 /* commit.c */
 hcrt_status_t hcrt__ckpt_progress(hcrt_ckpt_t *ck, bool block, bool *done);
+/* Waits for one MPI request of the checkpointer's communicator under HCRT_TIMEOUT (for the collective
+ * steps of restore); `what` names it in the failure, which follows the exit policy. */
+hcrt_status_t hcrt__ckpt_mpi_wait(hcrt_ckpt_t *ck, MPI_Request *req, const char *what);
+/* HCRT_OK, or the failure that made the checkpointer unusable, for `fn`. */
+hcrt_status_t hcrt__ckpt_usable(const hcrt_ckpt_t *ck, const char *fn);
 
 /* partner.c */
 hcrt_status_t hcrt__ckpt_partner_setup(hcrt_ckpt_t *ck);

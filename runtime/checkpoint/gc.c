@@ -21,7 +21,7 @@ static void gc_fault_hook(const void *fault_ctx, int64_t removed)
     const hcrt_ckpt_t *ck = fault_ctx;
     (void)removed;
     if (ck != NULL)
-        hcrt__fault_hit(ck->ctx, "ckpt", "gc", ck->gc_step);
+        (void)hcrt__fault_check(ck->ctx, "ckpt", "gc", ck->gc_step); /* kill, hang, slow */
 }
 
 void hcrt__ckpt_install_gc_hook(void) { hcrt__ckpt_gc_hook = gc_fault_hook; }

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime/checkpoint/ckpt_internal.h"
@@ -44,6 +45,22 @@ static const char *first_level_dir(const hcrt_ckpt_t *ck, const char *stepdir)
 {
     size_t n = ck->local_dir ? strlen(ck->local_dir) : 0;
     return n && strncmp(stepdir, ck->local_dir, n) == 0 && stepdir[n] == '/' ? ck->local_dir : ck->dir;
+}
+
+/* HCRT_FAULT in the write phase, halfway through the data: kill leaves a partial file, hang a writer
+ * that never finishes (the deadline of wait() ends it), error fails the write as a full disk would,
+ * corrupt flips a bit once the file is complete. */
+static hcrt_status_t write_fault(hcrt_ckpt_t *ck, const char *path, int64_t step, bool *corrupt)
+{
+    hcrt__fault_kind_t k = hcrt__fault_check(ck->ctx, "ckpt", "write", step);
+    if (k == HCRT__FAULT_ERROR) {
+        snprintf(ck->job_err, sizeof(ck->job_err), "cannot write %.900s: %s (injected by HCRT_FAULT)", path,
+                 strerror(ENOSPC));
+        return HCRT_ERR_IO;
+    }
+    if (k == HCRT__FAULT_CORRUPT)
+        *corrupt = true;
+    return HCRT_OK;
 }
 
 /* Writes the file image into STEPDIR/rank-N.bin. `first` is the level where the HCRT_FAULT "write" phase
@@ -84,28 +101,17 @@ static hcrt_status_t write_level(hcrt_ckpt_t *ck, const char *stepdir, int64_t s
             }
             written += len;
             if (!fault_checked && written * 2 >= ck->file_bytes) {
-                /* Mid write: kill leaves a partial file; corrupt flips a bit once the file is complete;
-                 * error fails the write as a full disk would. */
-                if (hcrt__fault_pending(ck->ctx, HCRT__FAULT_ERROR, "ckpt", "write", step)) {
-                    snprintf(ck->job_err, sizeof(ck->job_err), "cannot write %.900s: injected I/O error "
-                             "(HCRT_FAULT)", path);
+                fault_checked = true;
+                if (write_fault(ck, path, step, corrupt) != HCRT_OK) {
                     close(fd);
                     return HCRT_ERR_IO;
                 }
-                if (hcrt__fault_hit(ck->ctx, "ckpt", "write", step))
-                    *corrupt = true;
-                fault_checked = true;
             }
         }
     }
-    if (!fault_checked) {
-        if (hcrt__fault_pending(ck->ctx, HCRT__FAULT_ERROR, "ckpt", "write", step)) {
-            snprintf(ck->job_err, sizeof(ck->job_err), "cannot write %.900s: injected I/O error (HCRT_FAULT)", path);
-            close(fd);
-            return HCRT_ERR_IO;
-        }
-        if (hcrt__fault_hit(ck->ctx, "ckpt", "write", step))
-            *corrupt = true;
+    if (!fault_checked && write_fault(ck, path, step, corrupt) != HCRT_OK) {
+        close(fd);
+        return HCRT_ERR_IO;
     }
     if (*corrupt && ck->file_bytes > 0) {
         unsigned char b = 0;
@@ -306,6 +312,21 @@ void hcrt__ckpt_persist_start(hcrt_ckpt_t *ck)
     ck->job_pending = true;
     pthread_cond_broadcast(&ck->cv);
     pthread_mutex_unlock(&ck->mu);
+}
+
+bool hcrt__ckpt_persist_wait(hcrt_ckpt_t *ck, double secs)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    double t = (double)until.tv_sec + (double)until.tv_nsec * 1e-9 + secs;
+    until.tv_sec = (time_t)t;
+    until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
+    pthread_mutex_lock(&ck->mu);
+    while (!ck->job_done && pthread_cond_timedwait(&ck->cv, &ck->mu, &until) == 0) {
+    }
+    bool done = ck->job_done;
+    pthread_mutex_unlock(&ck->mu);
+    return done;
 }
 
 bool hcrt__ckpt_persist_done(hcrt_ckpt_t *ck, bool block)

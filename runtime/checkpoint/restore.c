@@ -18,17 +18,20 @@
 #include <unistd.h>
 
 #include "runtime/checkpoint/reshard.h"
+#include "runtime/fault/fault.h"
 #include "runtime/trace.h"
 
 enum { OK_ = 0, FALLBACK = 1, FATAL = 2 };
 
 static hcrt_status_t allreduce_int(hcrt_ckpt_t *ck, int *v, MPI_Op op)
 {
+    MPI_Request req;
     if (ck->comm == MPI_COMM_NULL)
         return HCRT_OK;
-    if (MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_INT, op, ck->comm) != MPI_SUCCESS)
-        return hcrt__error(ck->ctx, HCRT_ERR_MPI, "hcrt_ckpt_restore: MPI_Allreduce failed on rank %d", ck->rank);
-    return HCRT_OK;
+    /* Under the deadline: a rank that hangs or dies while restoring must not hang the others. */
+    if (MPI_Iallreduce(MPI_IN_PLACE, v, 1, MPI_INT, op, ck->comm, &req) != MPI_SUCCESS)
+        return hcrt__error(ck->ctx, HCRT_ERR_MPI, "hcrt_ckpt_restore: MPI_Iallreduce failed on rank %d", ck->rank);
+    return hcrt__ckpt_mpi_wait(ck, &req, "hcrt_ckpt_restore: the ranks' agreement (MPI_Iallreduce)");
 }
 
 /* Candidate steps from rank 0's view of the shared directory, the same on every rank. */
@@ -244,6 +247,8 @@ static hcrt_status_t try_step(hcrt_ckpt_t *ck, int64_t step, hcrt__ckpt_manifest
 
     memset(&rs, 0, sizeof(rs));
     msg[0] = '\0';
+    /* HCRT_FAULT: kill, hang or slow here; error makes this rank fail to read the step. */
+    bool injected = hcrt__fault_check(ck->ctx, "restore", "read", step) == HCRT__FAULT_ERROR;
     hcrt__ckpt_step_path(stepdir, sizeof(stepdir), ck->dir, step);
     hcrt_status_t lst = hcrt__manifest_load(stepdir, m, err, sizeof(err));
     if (lst != HCRT_OK) {
@@ -251,6 +256,10 @@ static hcrt_status_t try_step(hcrt_ckpt_t *ck, int64_t step, hcrt__ckpt_manifest
         code = lst == HCRT_ERR_NO_MEMORY ? FATAL : FALLBACK;
     } else {
         code = check_tensors(ck, m, msg, cap);
+    }
+    if (injected && code == OK_) {
+        snprintf(msg, cap, "rank %d cannot read step %lld: injected read error (HCRT_FAULT)", ck->rank, (long long)step);
+        code = FALLBACK;
     }
     HCRT_CHECK_GOTO(agree(ck, step, code, msg, cap, verdict), st, out);
     if (*verdict != OK_)
@@ -336,6 +345,7 @@ static hcrt_status_t restore_untraced(hcrt_ckpt_t *ck, int64_t step, void *meta_
     hcrt_context_t *ctx = ck->ctx;
     HCRT_CHECK_ARG(ctx, step >= 0 || step == HCRT_CKPT_LATEST, "step", "is negative (and not HCRT_CKPT_LATEST)");
     HCRT_CHECK_ARG(ctx, meta_buf != NULL || cap == 0, "meta_buf", "is NULL with cap > 0");
+    HCRT_CHECK(hcrt__ckpt_usable(ck, "hcrt_ckpt_restore"));
     if (ck->nentries == 0)
         return hcrt__error(ctx, HCRT_ERR_STATE, "hcrt_ckpt_restore: no tensor registered");
     HCRT_CHECK(hcrt_ckpt_wait(ck));
@@ -383,21 +393,28 @@ static hcrt_status_t restore_untraced(hcrt_ckpt_t *ck, int64_t step, void *meta_
         }
     }
     if (verdict != OK_) {
+        /* Every rank agrees on this verdict about the data and nothing was left half done: it is returned
+         * under either exit policy (the application may rather start afresh than be relaunched onto the
+         * same checkpoints). */
         st = hcrt__error(ctx, HCRT_ERR_CORRUPT, "hcrt_ckpt_restore: no committed step of %s could be restored%s; "
                          "first failure: %s", ck->dir, step == HCRT_CKPT_LATEST ? "" : " (no fallback for an explicit step)",
                          first);
         goto out;
     }
-    for (int i = 0; i < ck->nentries; i++) {
+    /* HCRT_FAULT: the device copies of the agreed step (error fails them, device_lost loses the device). */
+    st = hcrt__fault_site(ctx, "restore", "copy", m.step, NULL, NULL, 0, HCRT_ERR_BACKEND);
+    for (int i = 0; i < ck->nentries && st == HCRT_OK; i++) {
         hcrt__ckpt_entry_t *e = &ck->entries[i];
         if (hcrt__device_is_host(e->buf.device) || e->bytes == 0)
             continue;
         st = hcrt_memcpy(e->buf.device, e->buf.ptr, ck->host, ck->pool + e->pool_offset, e->bytes);
-        if (st != HCRT_OK) {
-            st = hcrt__error(ctx, st, "hcrt_ckpt_restore: copying tensor '%s' to its %s device failed: %s", e->name,
+        if (st != HCRT_OK)
+            st = hcrt__error(ctx, st, "copying tensor '%s' to its %s device failed: %s", e->name,
                              hcrt_device_backend(e->buf.device), hcrt_last_error(ctx));
-            goto out;
-        }
+    }
+    if (st != HCRT_OK) {
+        st = hcrt__fail(ctx, NULL, true, st, "hcrt_ckpt_restore: step %lld: %s", (long long)m.step, hcrt_last_error(ctx));
+        goto out;
     }
     if (cap && m.meta_len)
         memcpy(meta_buf, m.meta, m.meta_len < cap ? m.meta_len : cap);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "runtime/checkpoint/ckpt_internal.h"
 #include "runtime/fault/fault.h"
@@ -111,28 +112,120 @@ hcrt_status_t hcrt__ckpt_layout(hcrt_ckpt_t *ck)
     return HCRT_OK;
 }
 
+/* The stream and event that copy tensors of `dev` into the pool (created on first use, kept), or NULL
+ * when all slots are taken by other devices (such tensors are copied synchronously). */
+static int snap_slot(hcrt_ckpt_t *ck, hcrt_device_t *dev)
+{
+    int n = (int)(sizeof(ck->snap) / sizeof(ck->snap[0]));
+    for (int i = 0; i < n; i++)
+        if (ck->snap[i].dev == dev)
+            return i;
+    for (int i = 0; i < n; i++) {
+        if (ck->snap[i].dev != NULL)
+            continue;
+        if (hcrt_stream_create(dev, &ck->snap[i].stream) != HCRT_OK)
+            return -1;
+        if (hcrt_event_create(dev, &ck->snap[i].event) != HCRT_OK) {
+            hcrt_stream_destroy(ck->snap[i].stream);
+            ck->snap[i].stream = NULL;
+            return -1;
+        }
+        ck->snap[i].dev = dev;
+        return i;
+    }
+    return -1;
+}
+
+void hcrt__ckpt_snapshot_free(hcrt_ckpt_t *ck)
+{
+    for (size_t i = 0; i < sizeof(ck->snap) / sizeof(ck->snap[0]); i++) {
+        hcrt_event_destroy(ck->snap[i].event);
+        hcrt_stream_destroy(ck->snap[i].stream);
+        memset(&ck->snap[i], 0, sizeof(ck->snap[i]));
+    }
+}
+
+/* Waits for the queued device->host copies under HCRT_TIMEOUT, polling each device's health: a lost or
+ * hung device fails the save instead of blocking it. */
+static hcrt_status_t wait_copies(hcrt_ckpt_t *ck, int64_t step, const bool *used)
+{
+    double start = hcrt__now(), next_health = start + 0.25;
+    long nap = 5000;
+    for (size_t i = 0; i < sizeof(ck->snap) / sizeof(ck->snap[0]); i++) {
+        bool done = false;
+        while (used[i]) {
+            hcrt_status_t st = hcrt_event_query(ck->snap[i].event, &done);
+            if (st != HCRT_OK)
+                return st;
+            if (done) /* the sync returns at once, with the error of a copy that failed */
+                HCRT_CHECK(hcrt_event_sync(ck->snap[i].event));
+            if (done)
+                break;
+            double now = hcrt__now();
+            if (now > next_health) {
+                HCRT_CHECK(hcrt__device_poll(ck->snap[i].dev));
+                next_health = now + 0.25;
+            }
+            if (ck->timeout > 0 && now - start > ck->timeout)
+                return hcrt__error(ck->ctx, HCRT_ERR_TIMEOUT, "the copies from %s device %d did not complete within "
+                                   "HCRT_TIMEOUT=%g s (step %lld)", ck->snap[i].dev->be->name, ck->snap[i].dev->index,
+                                   ck->timeout, (long long)step);
+            struct timespec ts = {0, nap};
+            nanosleep(&ts, NULL);
+            nap = nap < 1000000 ? nap * 2 : 1000000;
+        }
+    }
+    return HCRT_OK;
+}
+
+/* HCRT_FAULT in the snapshot phase, once the first tensor's copy is on its way: kill leaves the
+ * snapshot half taken (nothing is on disk for this step yet); error fails it as a failed copy would;
+ * device_lost loses the tensor's device. */
+static hcrt_status_t snapshot_fault(hcrt_ckpt_t *ck, int64_t step, const hcrt__ckpt_entry_t *e)
+{
+    hcrt_device_t *dev = e ? e->buf.device : ck->ctx->selected;
+    hcrt_status_t st = hcrt__fault_site(ck->ctx, "ckpt", "snapshot", step, dev, NULL, 0, HCRT_ERR_BACKEND);
+    if (st != HCRT_OK && e != NULL)
+        return hcrt__error(ck->ctx, st, "copying tensor '%s' (%llu bytes) from %s device %d to the snapshot failed: %s",
+                           e->name, (unsigned long long)e->bytes, dev->be->name, dev->index, hcrt_last_error(ck->ctx));
+    return st;
+}
+
 hcrt_status_t hcrt__ckpt_snapshot(hcrt_ckpt_t *ck, int64_t step)
 {
-    bool first = true;
+    bool first = true, used[sizeof(ck->snap) / sizeof(ck->snap[0])] = {false};
+    hcrt_status_t st = HCRT_OK;
     ck->pool_step = -1;
-    for (int i = 0; i < ck->nentries; i++) {
+    for (int i = 0; i < ck->nentries && st == HCRT_OK; i++) {
         hcrt__ckpt_entry_t *e = &ck->entries[i];
         if (!e->written || e->bytes == 0)
             continue;
-        hcrt_status_t st = hcrt_memcpy(ck->host, ck->pool + e->pool_offset, e->buf.device, e->buf.ptr, e->bytes);
-        if (st != HCRT_OK)
-            return hcrt__error(ck->ctx, st, "hcrt_ckpt_save: step %lld: copying tensor '%s' (%llu bytes) from "
-                               "%s device to the snapshot failed: %s", (long long)step, e->name,
-                               (unsigned long long)e->bytes, hcrt_device_backend(e->buf.device),
-                               hcrt_last_error(ck->ctx));
-        if (first) {
-            /* A kill here leaves the snapshot half taken: nothing is on disk for this step yet. */
-            hcrt__fault_hit(ck->ctx, "ckpt", "snapshot", step);
-            first = false;
+        hcrt_device_t *dev = e->buf.device;
+        int slot = hcrt__device_is_host(dev) ? -1 : snap_slot(ck, dev);
+        if (slot >= 0) {
+            st = hcrt_memcpy_async(ck->host, ck->pool + e->pool_offset, dev, e->buf.ptr, e->bytes, ck->snap[slot].stream);
+            if (st == HCRT_OK)
+                st = hcrt_event_record(ck->snap[slot].event, ck->snap[slot].stream);
+            used[slot] |= st == HCRT_OK;
+        } else {
+            st = hcrt_memcpy(ck->host, ck->pool + e->pool_offset, dev, e->buf.ptr, e->bytes);
         }
+        if (st != HCRT_OK)
+            st = hcrt__error(ck->ctx, st, "copying tensor '%s' (%llu bytes) from %s device %d to the snapshot failed: "
+                             "%s", e->name, (unsigned long long)e->bytes, dev->be->name, dev->index,
+                             hcrt_last_error(ck->ctx));
+        if (st == HCRT_OK && first)
+            st = snapshot_fault(ck, step, e);
+        first = false;
     }
-    if (first)
-        hcrt__fault_hit(ck->ctx, "ckpt", "snapshot", step);
+    if (st == HCRT_OK && first)
+        st = snapshot_fault(ck, step, NULL);
+    /* Even after a failure: nothing may still be copying into the pool when the caller goes on. */
+    hcrt_status_t wst = wait_copies(ck, step, used);
+    if (st == HCRT_OK && wst != HCRT_OK)
+        st = hcrt__error(ck->ctx, wst, "the snapshot's device copies failed: %s", hcrt_last_error(ck->ctx));
+    if (st != HCRT_OK)
+        return st;
     ck->pool_step = step;
     return HCRT_OK;
 }

@@ -1,13 +1,12 @@
 /*
  * runtime/fault/fault.c - the trigger of HCRT_FAULT rules at call sites (parser in parse.c).
  *
- * The plan is parsed on first use and cached for the process: a context has one configuration and a
- * process one context, and the fast path of a site (no HCRT_FAULT) must cost nothing but a load.
+ * The plan is parsed once by hcrt_init and kept by the context, so a malformed rule fails the init
+ * instead of silently injecting nothing, and a site without HCRT_FAULT costs one load.
  */
 #include "runtime/fault/fault.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,69 +16,60 @@
 
 #include "runtime/internal.h"
 
-static const char *const kind_names[] = {"kill", "hang", "slow", "corrupt", "error"};
-
-static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
-static hcrt__fault_plan_t process_plan;
-static int plan_state; /* 0: not parsed, 1: parsed and empty, 2: parsed with rules */
-
-/* The process's plan, parsed from the context's HCRT_FAULT on first use. A malformed value is reported
- * once and then ignored (hcrt_init has validated the string's type, not its syntax). */
-static const hcrt__fault_plan_t *get_plan(const hcrt_context_t *ctx)
+hcrt_status_t hcrt__fault_init(hcrt_context_t *ctx)
 {
-    int state = __atomic_load_n(&plan_state, __ATOMIC_ACQUIRE);
-    if (state == 1)
-        return NULL;
-    if (state == 2)
-        return &process_plan;
-    pthread_mutex_lock(&plan_lock);
-    if (plan_state == 0) {
-        char err[256];
-        const char *text = ctx ? hcrt__config_str(ctx, "HCRT_FAULT") : getenv("HCRT_FAULT");
-        if (hcrt__fault_parse(text, &process_plan, err, sizeof(err)) != HCRT_OK)
-            HCRT_ERROR("fault", "%s; no faults will be injected", err);
-        __atomic_store_n(&plan_state, process_plan.nrules > 0 ? 2 : 1, __ATOMIC_RELEASE);
+    char err[512];
+    const char *text = hcrt__config_str(ctx, "HCRT_FAULT");
+    ctx->run_attempt = hcrt__config_int(ctx, "HCRT_RUN_ATTEMPT");
+    ctx->fault = NULL;
+    if (text == NULL || text[0] == '\0')
+        return HCRT_OK;
+    hcrt__fault_plan_t *plan = calloc(1, sizeof(*plan));
+    if (plan == NULL)
+        return hcrt__error(NULL, HCRT_ERR_NO_MEMORY, "hcrt_init: out of memory parsing HCRT_FAULT");
+    hcrt_status_t st = hcrt__fault_parse(text, plan, err, sizeof(err));
+    if (st != HCRT_OK) {
+        free(plan);
+        if (st == HCRT_ERR_CONFIG)
+            return hcrt__error(NULL, st, "hcrt_init: HCRT_FAULT='%s': %s", text, err);
+        return hcrt__error(NULL, st, "hcrt_init: out of memory parsing HCRT_FAULT");
     }
-    pthread_mutex_unlock(&plan_lock);
-    return plan_state == 2 ? &process_plan : NULL;
+    if (plan->nrules == 0) {
+        free(plan);
+        return HCRT_OK;
+    }
+    ctx->fault = plan;
+    return HCRT_OK;
 }
 
-bool hcrt__fault_pending(const hcrt_context_t *ctx, hcrt__fault_kind_t kind, const char *site,
-                         const char *name, int64_t num)
+void hcrt__fault_fini(hcrt_context_t *ctx)
 {
-    const hcrt__fault_plan_t *plan = get_plan(ctx);
-    if (plan == NULL)
-        return false;
-    int rank = ctx ? ctx->rank : 0;
-    for (int i = 0; i < plan->nrules; i++) {
-        hcrt__fault_plan_t one = {&plan->rules[i], 1};
-        if (plan->rules[i].kind == kind && hcrt__fault_match(&one, rank, site, name, num))
-            return true;
-    }
-    return false;
+    if (ctx->fault == NULL)
+        return;
+    hcrt__fault_plan_free(ctx->fault);
+    free(ctx->fault);
+    ctx->fault = NULL;
 }
 
-bool hcrt__fault_hit(const hcrt_context_t *ctx, const char *site, const char *name, int64_t num)
+hcrt__fault_kind_t hcrt__fault_check(const hcrt_context_t *ctx, const char *site, const char *name, int64_t num)
 {
-    const hcrt__fault_plan_t *plan = get_plan(ctx);
+    const hcrt__fault_plan_t *plan = ctx ? ctx->fault : NULL;
     if (plan == NULL)
-        return false;
-    int rank = ctx ? ctx->rank : 0;
-    const hcrt__fault_rule_t *r = hcrt__fault_match(plan, rank, site, name, num);
+        return HCRT__FAULT_NONE;
+    const hcrt__fault_rule_t *r = hcrt__fault_match(plan, ctx->rank, ctx->run_attempt, site, name, num);
     if (r == NULL)
-        return false;
+        return HCRT__FAULT_NONE;
+    const char *nm = name ? name : "";
     switch (r->kind) {
     case HCRT__FAULT_KILL:
         /* Written straight to stderr: the logger may be filtered, and the test reading this wants to see
          * that the kill was the injected one. */
-        fprintf(stderr, "hcrt fault: rank %d killed at %s %s %lld (HCRT_FAULT)\n", rank, site,
-                name ? name : "", (long long)num);
+        fprintf(stderr, "hcrt fault: rank %d killed at %s %s %lld (HCRT_FAULT)\n", ctx->rank, site, nm, (long long)num);
         fflush(stderr);
         raise(SIGKILL);
         break;
     case HCRT__FAULT_HANG:
-        fprintf(stderr, "hcrt fault: rank %d hangs at %s %s %lld (HCRT_FAULT)\n", rank, site,
-                name ? name : "", (long long)num);
+        fprintf(stderr, "hcrt fault: rank %d hangs at %s %s %lld (HCRT_FAULT)\n", ctx->rank, site, nm, (long long)num);
         fflush(stderr);
         for (;;)
             pause();
@@ -88,13 +78,84 @@ bool hcrt__fault_hit(const hcrt_context_t *ctx, const char *site, const char *na
         struct timespec ts = {(time_t)r->secs, (long)((r->secs - (double)(time_t)r->secs) * 1e9)};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
         }
-        return false;
+        return HCRT__FAULT_NONE;
     }
     case HCRT__FAULT_CORRUPT:
     case HCRT__FAULT_ERROR:
-        HCRT_WARN("fault", "injected %s at %s %s %lld (HCRT_FAULT)", kind_names[r->kind], site,
-                  name ? name : "", (long long)num);
-        return true;
+    case HCRT__FAULT_DEVICE_LOST:
+        HCRT_WARN("fault", "injected %s at %s %s %lld on rank %d (HCRT_FAULT)", hcrt__fault_kind_name(r->kind), site,
+                  nm, (long long)num, ctx->rank);
+        return r->kind;
+    case HCRT__FAULT_NONE:
+    case HCRT__FAULT_KINDS:
+        break;
     }
-    return false;
+    return HCRT__FAULT_NONE;
+}
+
+hcrt_status_t hcrt__fault_flip_bit(hcrt_device_t *dev, void *ptr, size_t bytes)
+{
+    hcrt_device_t *host = NULL;
+    unsigned char b = 0;
+    if (bytes == 0 || ptr == NULL)
+        return HCRT_OK;
+    unsigned char *at = (unsigned char *)ptr + bytes / 2;
+    if (dev == NULL || hcrt__device_is_host(dev)) {
+        *at ^= 0x10;
+        return HCRT_OK;
+    }
+    HCRT_CHECK(hcrt_device_host(dev->ctx, &host));
+    HCRT_CHECK(hcrt_memcpy(host, &b, dev, at, 1));
+    b ^= 0x10;
+    return hcrt_memcpy(dev, at, host, &b, 1);
+}
+
+hcrt_status_t hcrt__fault_site(hcrt_context_t *ctx, const char *site, const char *name, int64_t num, hcrt_device_t *dev,
+                               void *ptr, size_t bytes, hcrt_status_t err_status)
+{
+    hcrt__fault_kind_t k = hcrt__fault_check(ctx, site, name, num);
+    const char *nm = name ? name : "";
+    char why[192];
+    switch (k) {
+    case HCRT__FAULT_ERROR:
+        return hcrt__error(ctx, err_status, "injected error at %s %s %lld on rank %d (HCRT_FAULT)", site, nm,
+                           (long long)num, ctx->rank);
+    case HCRT__FAULT_DEVICE_LOST:
+        if (dev == NULL)
+            dev = ctx->selected;
+        snprintf(why, sizeof(why), "injected by HCRT_FAULT device_lost at %s %s %lld", site, nm, (long long)num);
+        hcrt__device_lose(dev, why);
+        return hcrt_device_check_health(dev);
+    case HCRT__FAULT_CORRUPT:
+        if (ptr == NULL) {
+            HCRT_WARN("fault", "corrupt at %s %s %lld: the site passed no buffer; nothing corrupted", site, nm,
+                      (long long)num);
+            return HCRT_OK;
+        }
+        return hcrt__fault_flip_bit(dev, ptr, bytes);
+    default:
+        return HCRT_OK;
+    }
+}
+
+hcrt_status_t hcrt_fault_point(hcrt_context_t *ctx, const char *site, const char *name, int64_t num,
+                               const hcrt_buffer_t *buf)
+{
+    HCRT_CHECK_ARG(NULL, ctx != NULL, "ctx", "is NULL");
+    HCRT_CHECK_ARG(ctx, site != NULL, "site", "is NULL");
+    HCRT_CHECK_ARG(ctx, strcmp(site, "train") == 0 || strcmp(site, "compute") == 0, "site",
+                   "is neither \"train\" nor \"compute\" (the library's own sites check themselves)");
+    HCRT_CHECK_ARG(ctx, num >= 0, "num", "is negative");
+    if (buf != NULL) {
+        HCRT_CHECK_ARG(ctx, buf->device != NULL, "buf->device", "is NULL");
+        HCRT_CHECK_ARG(ctx, buf->device->ctx == ctx, "buf->device", "belongs to another context");
+        HCRT_CHECK_ARG(ctx, hcrt_dtype_size(buf->dtype) != 0, "buf->dtype", "is not a valid hcrt_dtype_t");
+        HCRT_CHECK_ARG(ctx, buf->ptr != NULL || buf->count == 0, "buf->ptr", "is NULL with a non-zero count");
+        HCRT_CHECK_ARG(ctx, buf->count <= SIZE_MAX / hcrt_dtype_size(buf->dtype), "buf->count",
+                       "overflows the size in bytes");
+    }
+    if (ctx->fault == NULL)
+        return HCRT_OK;
+    return hcrt__fault_site(ctx, site, name, num, buf ? buf->device : NULL, buf ? buf->ptr : NULL,
+                            buf ? buf->count * hcrt_dtype_size(buf->dtype) : 0, HCRT_ERR_BACKEND);
 }

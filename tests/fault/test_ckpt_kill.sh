@@ -36,7 +36,11 @@ fi
 M3="$T/ckpt/step-00000003/manifest.json"
 case "$PHASE:$KIND" in
     gc:kill) [ -f "$M3" ] || fail "step 3 should be committed before gc runs"
-             [ ! -f "$T/ckpt/step-00000001/manifest.json" ] || [ ! -d "$T/ckpt/step-00000001" ] || true ;;
+             [ -f "$T/ckpt/step-00000002/manifest.json" ] || fail "gc removed step 2, one of the newest two"
+             # gc removes a step's manifest first, then its data: killed in between, step 1 is no longer
+             # committed (restore ignores it) even if some of its data is still there.
+             [ ! -f "$T/ckpt/step-00000001/manifest.json" ] || fail "step 1 is still committed after its gc began"
+             [ -d "$T/ckpt/step-00000001" ] || fail "the kill between the manifest's removal and the data's left nothing to check" ;;
     *:kill)  [ ! -f "$M3" ] || fail "step 3 is committed although the job died in phase $PHASE" ;;
 esac
 [ "$PHASE" = before_rename ] && { [ -f "$M3.tmp" ] || fail "expected the unrenamed manifest.json.tmp"; }
@@ -49,8 +53,13 @@ if [ "$KIND" != kill ]; then
     grep -q "rank-0000$RANK.bin" "$T/restore.log" || fail "the corrupt file was not named"
     grep -q "falling back to step 2" "$T/restore.log" || fail "the fallback was not reported"
 fi
-# A new job continues: saving step 3 over the partial one commits it and it restores.
-if [ "$EXPECT" = 2 ]; then
-    $RUN "$JOB" save "$T/ckpt2" "$T/local2" 3 host >/dev/null 2>&1 || fail "a fresh save failed"
-fi
-echo "ok: $KIND in $PHASE -> restored step $EXPECT"
+# A relaunched job continues in the same directories: it restores step EXPECT, saves the next step over
+# whatever the failed job left of it (a partial, uncommitted or corrupt step 3), and that step restores.
+NEXT=$((EXPECT + 1))
+$RUN "$JOB" resume "$T/ckpt" "$T/local" "$NEXT" sim >"$T/resume.log" 2>&1
+rc=$?
+cat "$T/resume.log"
+[ $rc -eq 0 ] || fail "the relaunched job could not save step $NEXT after restoring step $EXPECT and restore it"
+[ -f "$T/ckpt/step-0000000$NEXT/manifest.json" ] || fail "step $NEXT is not committed"
+[ ! -f "$T/ckpt/step-0000000$NEXT/manifest.json.tmp" ] || fail "step $NEXT still has a manifest.json.tmp"
+echo "ok: $KIND in $PHASE -> restored step $EXPECT; step $NEXT saved over it and restored"

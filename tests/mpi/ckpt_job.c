@@ -3,6 +3,9 @@
  *
  *   ckpt_job save    DIR LOCAL STEPS BACKEND   saves steps 1..STEPS (step 1 finished by the next save)
  *   ckpt_job restore DIR LOCAL STEP  BACKEND   restores the latest step, expects STEP, checks every value
+ *   ckpt_job resume  DIR LOCAL STEP  BACKEND   a relaunched job: restores the latest step, expects STEP-1,
+ *                                             saves STEP (over whatever a failed job left of it), then
+ *                                             restores again and expects STEP
  *   ckpt_job partner DIR LOCAL -     BACKEND   saves steps 1 and 2, loses rank 1's node-local directory
  *                                             and its shared file, restores from the partner's copy
  *   ckpt_job stress  DIR LOCAL STEPS BACKEND   every rank shares LOCAL as one node's node-local level (as
@@ -335,7 +338,7 @@ int main(int argc, char **argv)
     int bad = 0;
 
     if (argc != 6) {
-        fprintf(stderr, "usage: ckpt_job save|restore|partner|stress DIR LOCAL|-|nodes:BASE STEP host|sim|mix\n");
+        fprintf(stderr, "usage: ckpt_job save|restore|resume|partner|stress DIR LOCAL|-|nodes:BASE STEP host|sim|mix\n");
         return 2;
     }
     const char *mode = argv[1], *dir = argv[2], *local = argv[3], *backend = argv[5];
@@ -357,6 +360,11 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "stress") == 0) {
         bad += stress(ck, &s, dir, local, steps);
     } else if (strcmp(mode, "restore") == 0) {
+        bad += restore_and_check(ck, &s, steps);
+    } else if (strcmp(mode, "resume") == 0) {
+        bad += restore_and_check(ck, &s, steps - 1);
+        save_step(ck, &s, steps);
+        REQUIRE_OK(ctx, hcrt_ckpt_wait(ck));
         bad += restore_and_check(ck, &s, steps);
     } else if (strcmp(mode, "partner") == 0) {
         save_step(ck, &s, 1);

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "runtime/checkpoint/format.h"
-#include "runtime/fault/fault.h"
 #include "test.h"
 
 static hcrt__ckpt_manifest_t sample(hcrt__ckpt_shard_t *shards, hcrt__ckpt_rank_t *ranks, hcrt__ckpt_tensor_t *t,
@@ -213,26 +212,5 @@ int main(void)
                           "hash differs at length %zu offset %zu", len, off);
     }
 
-    /* HCRT_FAULT rules. */
-    hcrt__fault_plan_t plan;
-    CHECK_OK(NULL, hcrt__fault_parse("kill:rank=1:step=3:phase=write,hang:rank=2:op=allreduce:seq=5,"
-                                     "slow:op=allreduce:secs=0.5,corrupt:step=2", &plan, err, sizeof(err)));
-    CHECK(plan.nrules == 4);
-    CHECK(hcrt__fault_match(&plan, 1, "ckpt", "write", 3) == &plan.rules[0]);
-    CHECK(hcrt__fault_match(&plan, 0, "ckpt", "write", 3) == NULL || hcrt__fault_match(&plan, 0, "ckpt", "write", 3)->kind != HCRT__FAULT_KILL);
-    CHECK(hcrt__fault_match(&plan, 1, "ckpt", "snapshot", 3) == NULL);
-    CHECK(hcrt__fault_match(&plan, 2, "coll", "allreduce", 5) == &plan.rules[1]);
-    CHECK(hcrt__fault_match(&plan, 0, "coll", "allreduce", 9) == &plan.rules[2]);
-    CHECK(plan.rules[2].secs == 0.5);
-    CHECK(hcrt__fault_match(&plan, 3, "ckpt", "gc", 2) == &plan.rules[3]);
-    hcrt__fault_plan_free(&plan);
-    CHECK_OK(NULL, hcrt__fault_parse("", &plan, err, sizeof(err)));
-    CHECK(plan.nrules == 0);
-    CHECK_STATUS(NULL, hcrt__fault_parse("explode:rank=1", &plan, err, sizeof(err)), HCRT_ERR_CONFIG);
-    CHECK(strstr(err, "explode") != NULL);
-    CHECK_STATUS(NULL, hcrt__fault_parse("kill:rank=x", &plan, err, sizeof(err)), HCRT_ERR_CONFIG);
-    CHECK(strstr(err, "rank") != NULL);
-    CHECK_STATUS(NULL, hcrt__fault_parse("kill:color=red", &plan, err, sizeof(err)), HCRT_ERR_CONFIG);
-    CHECK_STATUS(NULL, hcrt__fault_parse("kill:step", &plan, err, sizeof(err)), HCRT_ERR_CONFIG);
     TEST_DONE();
 }

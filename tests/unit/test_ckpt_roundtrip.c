@@ -61,6 +61,8 @@ int main(void)
     size_t bytes[HCRT_DTYPE_COUNT];
 
     setenv("HCRT_FAULT", "slow:step=7:phase=write:secs=1,error:step=9:phase=write", 1);
+    /* The failed save of step 9 is returned, so the test can go on (the default policy ends the job). */
+    setenv("HCRT_ON_FAILURE", "return", 1);
     hcrt_context_params_init(&cp);
     cp.flags = HCRT_INIT_NO_MPI;
     cp.backends = "cpu,sim";
@@ -109,6 +111,22 @@ int main(void)
     b.dtype = (hcrt_dtype_t)99;
     CHECK_STATUS(ctx, hcrt_ckpt_register(ck, "x", b, 1, (uint64_t[]){4}, NULL), HCRT_ERR_INVALID_ARG);
     b.dtype = HCRT_F32;
+    /* Byte counts that would wrap: 2^40 rows of 2^20 f64 (2^63 bytes) for one part, and two parts of
+     * 2^61 bytes each together. The buffer is never read at registration. */
+    {
+        hcrt_ckpt_t *ck2;
+        REQUIRE_OK(ctx, hcrt_ckpt_open(ctx, NULL, &p, &ck2)); /* never saved: its registrations stay unread */
+        hcrt_buffer_t huge = {host, small, (size_t)1 << 60, HCRT_F64};
+        CHECK_STATUS(ctx, hcrt_ckpt_register(ck2, "huge", huge, 2, (uint64_t[]){(uint64_t)1 << 40, (uint64_t)1 << 20},
+                                             NULL), HCRT_ERR_INVALID_ARG);
+        CHECK_MSG(strstr(hcrt_last_error(ctx), "overflow") != NULL, "%s", hcrt_last_error(ctx));
+        huge.count = (size_t)1 << 58;
+        uint64_t half[2] = {(uint64_t)1 << 38, (uint64_t)1 << 20};
+        CHECK_OK(ctx, hcrt_ckpt_register(ck2, "half1", huge, 2, half, NULL));
+        CHECK_STATUS(ctx, hcrt_ckpt_register(ck2, "half2", huge, 2, half, NULL), HCRT_ERR_INVALID_ARG);
+        CHECK_MSG(strstr(hcrt_last_error(ctx), "2^62") != NULL, "%s", hcrt_last_error(ctx));
+        CHECK_OK(ctx, hcrt_ckpt_close(ck2));
+    }
 
     /* ---- every dtype, on the host (replicated) and on a sim device (a shard of all rows) ---- */
     for (int d = 0; d < HCRT_DTYPE_COUNT; d++) {

@@ -22,6 +22,10 @@ int main(void)
     /* Failures a relaunch may cure. */
     CHECK(hcrt_exit_status(HCRT_ERR_TIMEOUT) == 124 && hcrt_exit_restartable(124));
     CHECK(hcrt_exit_restartable(HCRT_EXIT_PEER_DEAD) && HCRT_EXIT_PEER_DEAD == 125);
+    CHECK(hcrt_exit_status(HCRT_ERR_PEER_DEAD) == HCRT_EXIT_PEER_DEAD);
+    CHECK(hcrt_exit_status(HCRT_ERR_DEVICE_LOST) == HCRT_EXIT_DEVICE && HCRT_EXIT_DEVICE == 121);
+    CHECK(hcrt_exit_status(HCRT_ERR_IO) == HCRT_EXIT_CKPT_IO && HCRT_EXIT_CKPT_IO == 122);
+    CHECK(hcrt_exit_status(HCRT_ERR_MPI) == HCRT_EXIT_MPI && HCRT_EXIT_MPI == 123);
     CHECK(hcrt_exit_restartable(hcrt_exit_status(HCRT_ERR_DEVICE_LOST)));
     CHECK(hcrt_exit_restartable(hcrt_exit_status(HCRT_ERR_BACKEND)));
     CHECK(hcrt_exit_restartable(hcrt_exit_status(HCRT_ERR_IO)));

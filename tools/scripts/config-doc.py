@@ -35,19 +35,15 @@ and `KB` spellings too); an enumeration takes one of the listed words.
 """
 
 FAULTS = """
-## HCRT_FAULT
+## HCRT_FAULT and HCRT_ON_FAILURE
 
-Failures injected for tests, as comma-separated rules `KIND[:key=value]...` (`runtime/fault/fault.h`):
-
-- `kill:rank=1:step=3:phase=write`: SIGKILL rank 1 in the write phase of checkpoint step 3 (phases:
-  snapshot, write, before_agree, before_rename, gc).
-- `hang:rank=2:op=allreduce:seq=5`: rank 2 sleeps forever in its 5th collective if it is an allreduce.
-- `slow:rank=0:op=allreduce:secs=0.5`: rank 0 sleeps 0.5 s in every allreduce, then goes on.
-- `corrupt:rank=0:step=2:phase=write`: the checkpoint writer flips a bit of step 2's data file.
-- `error:op=copy:seq=3`: the call site reports a failure.
-
-Keys: `rank` (default every rank), `step` or `seq` (default any), `phase` or `op` (default any), `secs`
-(slow only), `site` (`ckpt` or `coll`, inferred from phase/op).
+`HCRT_FAULT` injects failures for tests at every site (collectives, checkpoint phases, restore, training
+steps, compute), as comma-separated rules `KIND[:key=value]...`, e.g. `kill:rank=1:step=3:phase=write` or
+`error:rank=1:op=allreduce:seq=3:attempt=0`. Kinds kill, hang, slow, error, device_lost, corrupt; keys rank,
+step/seq, op/phase, site, secs, attempt (matched against `HCRT_RUN_ATTEMPT`), prob and seed. Every site,
+kind and key, with what each does: [fault-injection.md](fault-injection.md). `HCRT_ON_FAILURE` says whether
+a detected failure ends the job with its documented exit status (the default) or is returned, and
+[fault-injection.md](fault-injection.md) gives the exit statuses.
 
 ## HCRT_SIM_FAULT
 
