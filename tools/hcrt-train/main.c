@@ -350,6 +350,11 @@ static hcrt_status_t train(train_job_t *j)
         double t0 = train_now();
         if (step == warm)
             t_warm = t0;
+        /* HCRT_FAULT's train site (docs/fault-injection.md), numbered like the heartbeats: a failure
+         * injected here ends the job as one of hcrt's own would, with its exit status. */
+        status = hcrt_fault_point(j->ctx, "train", NULL, step + 1, NULL);
+        if (status != HCRT_OK)
+            hcrt_abort(j->ctx, status, "hcrt-train: the training step");
         int64_t first = 0, count = 0;
         TRAIN_TRY(j, hcrt_balancer_assignment(j->bal, &first, &count), out);
         double loss = 0;
