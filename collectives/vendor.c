@@ -16,7 +16,7 @@
  * failed set-up on one rank never leaves its peers waiting (issue 9).
  *
  * Failures: the vendor operations and their stream waits run under the collective deadline; when it
- * passes (or a peer dies) the job ends through deadline.c, which first calls hcrt__vendor_abort() so that
+ * passes (or a peer dies) the job ends through failure.c, which first calls hcrt__vendor_abort() so that
  * no rank stays inside the vendor library. A failed vendor operation aborts this rank's vendor
  * communicator and poisons the vendor path: later calls that would take it return the first failure.
  */
