@@ -26,6 +26,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
@@ -33,13 +34,23 @@ import hcrt
 import hcrt.compute as hc
 
 
+EXIT_STATUS = """
+Exit status: 0 when done and every rank holds the same weights; 120 when stopped on request after saving;
+the status of hcrt's exit policy for an hcrt error (121..125 may be cured by a restart); 2 for a bad
+command line or a checkpoint directory of another job; 1 when the ranks' weights differ.
+"""
+
+
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    intro, rest = __doc__.split("\n\n", 1)
+    p = argparse.ArgumentParser(description=intro, epilog=rest + EXIT_STATUS,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layers", default="32,64,10", help="layer sizes: inputs, hidden..., classes (default 32,64,10)")
     p.add_argument("--steps", type=int, default=60, help="training steps (default 60)")
     p.add_argument("--micro-batch", type=int, default=16, help="samples per micro-batch (default 16)")
     p.add_argument("--micro-batches", type=int, default=12, help="micro-batches per global batch (default 12)")
-    p.add_argument("--balance", choices=["off", "static", "online"], default="online", help="(default online)")
+    p.add_argument("--balance", choices=["off", "static", "online"], default="online",
+                   help="the split: off (even), static (re-planned once), online (every few steps; default)")
     p.add_argument("--exact", action="store_true", help="sum gradients exactly (bitwise reproducible)")
     p.add_argument("--compute", choices=["device", "numpy"], default="device",
                    help="device: hcrt.compute on each rank's device (default); numpy: on the host")
@@ -62,6 +73,8 @@ def parse_args():
         p.error(f"--layers: {a.layers!r} is not a comma-separated list of sizes")
     if len(a.dims) < 2 or min(a.dims) < 1 or min(a.steps, a.micro_batch, a.micro_batches, a.ckpt_every) < 1:
         p.error("--layers needs 2 or more positive sizes; --steps, --micro-batch(es), --ckpt-every are >= 1")
+    if a.seed < 0 or a.log_every < 1:
+        p.error("--seed is >= 0 and --log-every >= 1")
     return a
 
 
@@ -292,20 +305,20 @@ def train(ctx, args):
         if args.die_at == step and rank == args.die_rank and ctx.run_attempt == 0:
             print(f"rank {rank}: dying at step {step} (--die-at)", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
-        t_step = hcrt.trace_clock()
+        t_step = time.perf_counter()
         first, count = bal.assignment  # this rank's global micro-batches of the step
         if not args.exact:
             model.zero_grads()
         for mb in range(first, first + count):
             x, labels = data.batch(step, mb * m, m)
-            t0 = hcrt.trace_clock()
+            start_time, t0 = hcrt.trace_clock(), time.perf_counter()
             model.micro_batch(x, labels, accumulate=not args.exact)
             if acc:
                 acc.add()
-            t = hcrt.trace_clock() - t0
+            t = max(time.perf_counter() - t0, 1e-9)
             bal.record(m, t)  # what the balancer splits by: this rank's samples per second
-            if ctx.trace_enabled:
-                ctx.trace_complete("forward+backward", "compute", t0, t, {"step": step, "micro_batch": mb})
+            if ctx.trace_enabled:  # on the timeline of HCRT_TRACE=FILE
+                ctx.trace_complete("forward+backward", "compute", start_time, t, {"step": step, "micro_batch": mb})
         if acc:  # the exact mean over the global batch: the same bits for any split
             total = acc.allreduce(count * m, mean=True)
             loss, scale = model.loss_sum(), 1.0
@@ -316,7 +329,7 @@ def train(ctx, args):
         bal.step()
         losses.append(loss)
         samples += total
-        seconds += hcrt.trace_clock() - t_step
+        seconds += time.perf_counter() - t_step
         ctx.heartbeat(step, "step")
         if ck:
             ck.test()  # moves the previous save on towards its commit, without waiting

@@ -14,6 +14,12 @@ numpy), or hcrt DeviceArrays; none is copied on the way in. Errors raise hcrt.Er
 and hcrt's message (InvalidArgument names the argument; RestartableError carries the exit status a job
 under hcrt-run should end with, and an uncaught hcrt.Error ends the process with it). libhcrt is found as
 hcrt._lib describes; library_path() says which file was loaded.
+
+Training across chips of different speeds: Balancer (each rank's share of the global batch, from measured
+throughput), Comm.allreduce_grads (gradients summed with the sample counts) or ExactAccumulator (summed
+exactly: the same bits for any world size and split), hcrt.compute (the MLP's operations on DeviceArrays
+of the rank's device), and the run calls (Context.heartbeat, catch_signals, Comm.should_stop) that let a
+script run under hcrt-run. examples/python/train_mlp.py uses all of them.
 """
 import ctypes
 

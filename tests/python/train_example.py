@@ -15,7 +15,8 @@ Cases (one meson test each):
   sigterm    hcrt-run is sent SIGTERM mid-run: the job saves, exits 120 (hcrt-run too, no relaunch), the
              checkpoint of the stop step is committed, and a rerun resumes from it
   error      a checkpoint write fails (HCRT_FAULT): the uncaught hcrt.RestartableError ends the job with
-             122, and under hcrt-run its failure record names it; a bad command line exits 2
+             122, and under hcrt-run its failure record names it; a device lost on one rank alone ends the
+             job with 121 at once (not with the others' deadline); a bad command line exits 2
 Nothing depends on timing: every wait is bounded only to catch a hang.
 """
 import json
@@ -211,21 +212,31 @@ def case_sigterm(d):
 
 
 def case_error(d):
-    fault = {"HCRT_FAULT": "error:rank=1:step=10:phase=write"}
-    job = example("--ckpt-dir", os.path.join(d, "ck"), "--ckpt-every", 5)
-    p = mpirun(mixed(job), env=fault)
+    # A checkpoint write fails on rank 1, so every rank's save fails. With HCRT_ON_FAILURE=return (where
+    # the library has that policy; elsewhere the variable is ignored) the error reaches Python.
+    fault = {"HCRT_FAULT": "error:rank=1:step=10:phase=write", "HCRT_ON_FAILURE": "return"}
+    p = mpirun(mixed(example("--ckpt-dir", os.path.join(d, "ck"), "--ckpt-every", 5)), env=fault)
     check(p.returncode == 122 and "hcrt.RestartableError: ERR_IO" in p.stderr,
           f"an uncaught checkpoint I/O error ended the job with {p.returncode}, not 122 with hcrt.RestartableError")
+    # Under hcrt-run, with the default policy: 122 (CKPT_IO), and the failure record names the error.
     report = os.path.join(d, "run.json")
     job = example("--devices", "sim,sim,cpu", "--ckpt-dir", os.path.join(d, "ck2"), "--ckpt-every", 5)
-    p = run(hcrt_run(["--max-restarts", "0", "--report", report], job), env=fault)
+    p = run(hcrt_run(["--max-restarts", "0", "--report", report], job), env={"HCRT_FAULT": fault["HCRT_FAULT"]})
     check(p.returncode == 122, f"hcrt-run ended with {p.returncode}, not the job's 122")
     if os.path.exists(report):
         cause = results(report)["attempts"][0]["cause"]
-        check("RestartableError: ERR_IO" in cause and "injected I/O error" in cause,
-              f"the failure record does not name the error: cause {cause!r}")
+        check("injected I/O error" in cause, f"the failure record does not name the error: cause {cause!r}")
     else:
         fail("hcrt-run wrote no report")
+    # rank 1 alone loses its device in the middle of a step while the others wait for it in the gradient
+    # reduction: its hcrt.RestartableError must end the job with 121 (DEVICE) at once, not leave the others
+    # to their deadline (124, TIMEOUT) while it finalizes.
+    job = example()
+    p = mpirun([(1, {"HCRT_DEVICE": "sim:0"}, job), (1, {"HCRT_DEVICE": "sim:1", "HCRT_SIM_FAULT": "lost_after=300"},
+                                                     job), (1, {"HCRT_DEVICE": "cpu"}, job)],
+               env={"HCRT_ON_FAILURE": "return"})
+    check(p.returncode == 121 and "hcrt.RestartableError: ERR_DEVICE_LOST" in p.stderr,
+          f"a device lost on one rank ended the job with {p.returncode}, not 121 with hcrt.RestartableError")
     p = mpirun([(1, {}, example("--layers", "32,x"))])
     check(p.returncode == 2 and "--layers" in p.stderr, f"a bad --layers exited {p.returncode}, not 2")
 
