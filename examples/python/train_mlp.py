@@ -360,7 +360,7 @@ def train(ctx, args):
         with open(args.json, "w") as f:
             json.dump({"steps": args.steps, "world_size": size, "exact": args.exact, "compute": args.compute,
                        "restored_from": start or None, "loss_curve": losses, "final_loss": losses[-1] if losses
-                       else None, "weights_sha256": digest.hex(), "shares": bal.shares,
+                       else None, "weights_sha256": digest.hex(), "weights_agree": agree, "shares": bal.shares,
                        "decision": bal.last_decision.text, "samples_per_s": samples / max(seconds, 1e-9)}, f)
     return 0 if agree else 1
 
