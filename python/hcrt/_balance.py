@@ -4,7 +4,7 @@ import ctypes
 from collections import namedtuple
 
 from . import _arrays, _lib
-from ._core import ContextObject, Device
+from ._core import Device, LocalObject
 from ._errors import check, invalid, number, whole
 from ._lib import lib
 
@@ -20,7 +20,7 @@ step of the previous plan and of the adopted (or, when held, proposed) one (0: u
 `text` ("step 40: shares 16,8,4 -> 15,9,4 (predicted 0.52 s -> 0.47 s)")."""
 
 
-class Balancer(ContextObject):
+class Balancer(LocalObject):
     """The split of a global batch of `micro_batches` micro-batches of `micro_batch_size` samples over the
     ranks of `comm`, in proportion to their measured throughput (hcrt_balancer_t):
 
@@ -83,12 +83,6 @@ class Balancer(ContextObject):
         check(lib.hcrt_balancer_size(h, ctypes.byref(n)), self._ctx._h)
         self.size = n.value
         self._ctx._own(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         if self.closed:
@@ -165,15 +159,6 @@ class Balancer(ContextObject):
             h, self._h = self._h, ctypes.c_void_p()
             check(lib.hcrt_balancer_destroy(h), self._ctx._h)
         self._h = ctypes.c_void_p()
-
-    def _context_closing(self):
-        self.close()
-
-    def __del__(self):
-        try:  # destroying is local (no communication), so a dropped one is freed at once
-            self.close()
-        except Exception:
-            pass
 
 
 def allreduce_grads(comm, grads, local_samples, mean=False):

@@ -188,6 +188,26 @@ class ContextObject:
             raise Error(ERR_STATE, f"{func}: the {self._what} is closed")
 
 
+class LocalObject(ContextObject):
+    """A ContextObject whose close() is local (no communication: a balancer, an exact accumulator, a stream,
+    an event): a context manager, closed with its context, and freed when dropped."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _context_closing(self):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 class Device:
     """One device of a context (host, sim, cuda, ...). Valid as long as its context."""
 

@@ -3,14 +3,14 @@ the restarts (hcrt/exact.h, docs/exact-mode.md)."""
 import ctypes
 
 from . import _arrays, _lib
-from ._core import ContextObject
+from ._core import LocalObject
 from ._errors import check, invalid, whole
 from ._lib import lib
 
 EXACT_MEAN = 1  # HCRT_EXACT_MEAN
 
 
-class ExactAccumulator(ContextObject):
+class ExactAccumulator(LocalObject):
     """Sums the f32 `arrays` (gradients, on any device) exactly over micro-batches and ranks:
 
         acc = hcrt.ExactAccumulator(comm, [grads, loss], names=["grads", "loss"])
@@ -76,12 +76,6 @@ class ExactAccumulator(ContextObject):
         self.words, self.max_adds = words.value, adds.value
         self._ctx._own(self)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def __repr__(self):
         return (f"<hcrt.ExactAccumulator of {len(getattr(self, '_arrays', []))} arrays, {self.words} words per "
                 f"element{' (closed)' if self.closed else ''}>")
@@ -122,12 +116,3 @@ class ExactAccumulator(ContextObject):
         for v in self._views:
             v.release()
         self._views, self._arrays = [], []
-
-    def _context_closing(self):
-        self.close()
-
-    def __del__(self):
-        try:  # destroying is local (no communication), so a dropped one is freed at once
-            self.close()
-        except Exception:
-            pass

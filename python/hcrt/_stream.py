@@ -7,12 +7,12 @@ also count the Python that queued the work.
 """
 import ctypes
 
-from ._core import ContextObject
+from ._core import LocalObject
 from ._errors import check, invalid
 from ._lib import lib
 
 
-class _DeviceObject(ContextObject):
+class _DeviceObject(LocalObject):
     """A stream or event: belongs to one device, released by close() or with its context."""
 
     _close_order = 1
@@ -25,21 +25,6 @@ class _DeviceObject(ContextObject):
         check(create(device._h, ctypes.byref(h)), self._ctx._h)
         self._h = h
         self._ctx._own(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def _context_closing(self):
-        self.close()
 
     def __repr__(self):
         return f"<hcrt.{type(self).__name__} on {self.device}{' (closed)' if self.closed else ''}>"
