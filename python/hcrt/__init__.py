@@ -14,18 +14,32 @@ numpy), or hcrt DeviceArrays; none is copied on the way in. Errors raise hcrt.Er
 and hcrt's message (InvalidArgument names the argument; RestartableError carries the exit status a job
 under hcrt-run should end with, and an uncaught hcrt.Error ends the process with it). libhcrt is found as
 hcrt._lib describes; library_path() says which file was loaded.
+
+Training across chips of different speeds: Balancer (each rank's share of the global batch, from measured
+throughput), Comm.allreduce_grads (gradients summed with the sample counts) or ExactAccumulator (summed
+exactly: the same bits for any world size and split), hcrt.compute (the MLP's operations on DeviceArrays
+of the rank's device), and the run calls (Context.heartbeat, catch_signals, Comm.should_stop) that let a
+script run under hcrt-run. examples/python/train_mlp.py uses all of them.
 """
 import ctypes
 
+from . import compute
 from ._arrays import DTYPES
+from ._balance import Balancer, Decision
 from ._ckpt import LATEST, Checkpoint
 from ._comm import OPS, Comm, Request
 from ._core import Context, Device, DeviceArray
 from ._errors import Error, InvalidArgument, RestartableError
+from ._exact import ExactAccumulator
 from ._lib import lib, library_path
+from ._stream import Event, Stream
+from ._trace import trace_clock
 
 __all__ = ["Error", "InvalidArgument", "RestartableError", "Context", "Device", "DeviceArray", "Comm", "Request",
-           "Checkpoint", "LATEST", "version", "library_path", "exit_status", "DTYPES", "OPS"]
+           "Checkpoint", "LATEST", "Balancer", "Decision", "ExactAccumulator", "Stream", "Event", "compute",
+           "trace_clock", "version", "library_path", "exit_status", "exit_name", "EXIT_PREEMPTED", "DTYPES", "OPS"]
+
+EXIT_PREEMPTED = 120  # HCRT_EXIT_PREEMPTED: a job that saved and stopped on request ends with it
 
 __version__ = "1.0.0"
 
@@ -42,3 +56,8 @@ def exit_status(error):
     exit policy of hcrt/exit.h: 0 for success, 121..125 for failures a restart may cure, others not."""
     status = error.status if isinstance(error, Error) else int(error)
     return lib.hcrt_exit_status(status)
+
+
+def exit_name(exit_status):
+    """The exit policy's name of an exit status ("TIMEOUT", "PREEMPTED", "SIGNAL" for 129..159, ...)."""
+    return lib.hcrt_exit_name(int(exit_status)).decode()

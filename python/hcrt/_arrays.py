@@ -73,13 +73,18 @@ class View:
         self.keep = None
 
 
-def _numpy_view(a, func, name, writable):
+def _numpy_view(a, func, name, writable, dtype):
     if not a.flags.c_contiguous:
         raise invalid(func, name, f"is not C-contiguous (shape {a.shape}, strides {a.strides}); pass "
                                   "numpy.ascontiguousarray(x)")
     if writable and not a.flags.writeable:
         raise invalid(func, name, "is read-only but hcrt writes the result into it")
-    dt = dtype_name(a.dtype, func, name)
+    if dtype is not None and a.dtype.kind in "iuf":
+        # Reinterpreted (bf16 over uint16 bit patterns, which numpy has no type for): view() checks the
+        # element size against the hcrt dtype.
+        dt = {1: "u8", 2: "f16", 4: "f32", 8: "f64"}.get(a.dtype.itemsize) or dtype_name(a.dtype, func, name)
+    else:
+        dt = dtype_name(a.dtype, func, name)
     return View(a.ctypes.data if a.size else None, int(a.size), dt, None, tuple(a.shape), a)
 
 
@@ -130,7 +135,7 @@ def view(ctx, obj, func, name, writable=False, dtype=None):
         obj.device._ctx._alive(func)
         v = View(obj.ptr.value, obj.size, obj.dtype, obj.device, obj.shape, obj)
     elif _is_numpy(obj):
-        v = _numpy_view(obj, func, name, writable)
+        v = _numpy_view(obj, func, name, writable, dtype)
     elif hasattr(obj, "__dlpack__"):
         v = _dlpack_view(ctx, obj, func, name, writable)
     else:

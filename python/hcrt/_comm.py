@@ -481,6 +481,27 @@ class Comm(ContextObject):
         with _Views(self, "Comm.ibarrier") as vs:
             return self._start(vs, lambda r: lib.hcrt_comm_ibarrier(self._h, r))
 
+    # ---- training (hcrt/balance.h, hcrt/run.h) ----
+
+    def allreduce_grads(self, grads, local_samples, mean=False):
+        """Sums gradient arrays over every rank in place, together with the sample counts: `grads` (one
+        floating array or a list of them, each on its own device) hold this rank's SUM over its
+        `local_samples` samples (zeros for none). Returns the global sample count; with mean=True the sums
+        are also divided by it (on the arrays' devices). Summing and dividing once by the global count is
+        the one-rank computation over the same global batch however unevenly the samples were split, which
+        averaging per rank (op="avg", torch DDP) is not (docs/balance.md)."""
+        from ._balance import allreduce_grads
+        return allreduce_grads(self, grads, local_samples, mean)
+
+    def should_stop(self):
+        """Whether the job should save and stop: True on every rank when any rank received SIGTERM or SIGINT
+        since Context.catch_signals(), or hcrt-run was told to stop. One small allreduce: call it once per
+        step on every rank, then save, wait for the commit and exit with 120 (hcrt.EXIT_PREEMPTED)."""
+        self._alive("Comm.should_stop")
+        stop = ctypes.c_bool()
+        check(lib.hcrt_run_should_stop(self._h, ctypes.byref(stop)), self._ctx._h)
+        return bool(stop.value)
+
     # ---- point to point (not collective) ----
 
     def send(self, buf, dest, tag=0):

@@ -3,15 +3,17 @@ import ctypes
 import weakref
 
 from . import _arrays, _dlpack, _errors, _lib
-from ._errors import Error, check, invalid
+from ._errors import Error, check, invalid, whole
 from ._lib import lib
+from ._run import RunMixin
+from ._trace import TraceMixin
 
 _BACKEND_STATUS = {0: "loaded", 1: "unavailable", 2: "broken", 3: "filtered"}
 INIT_NO_MPI = 1
 ERR_STATE = -16
 
 
-class Context:
+class Context(RunMixin, TraceMixin):
     """The process's hcrt context: configuration, MPI (unless ``mpi=False``: rank 0 of 1), the backend
     plugins, their devices and this rank's device. ``backends`` filters plugins like HCRT_BACKENDS.
 
@@ -31,6 +33,7 @@ class Context:
         self._h = h
         self._owned = weakref.WeakSet()  # communicators, checkpoints, device arrays: closed with the context
         _errors.install_excepthook()
+        _errors.live_contexts.add(self)
         r, s, lr, ls = (ctypes.c_int() for _ in range(4))
         check(lib.hcrt_context_rank(h, ctypes.byref(r), ctypes.byref(s)), h)
         check(lib.hcrt_context_local_rank(h, ctypes.byref(lr), ctypes.byref(ls)), h)
@@ -44,8 +47,21 @@ class Context:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, kind, value, tb):
+        if value is not None and not isinstance(value, (SystemExit, GeneratorExit)) and self.size > 1:
+            self._abandon(value)
+        else:
+            self.close()
+
+    def _abandon(self, exc):
+        """An exception leaves the context on this rank, perhaps on this rank alone: finalizing (collective)
+        would wait for peers that may be waiting for this rank in a collective until their deadline, and
+        end the job with TIMEOUT instead of the real cause. So the failure is recorded for hcrt-run and the
+        context is left as it is; the process ends next (an uncaught hcrt.Error with its exit status), and
+        mpirun ends the other ranks."""
+        _errors.note_failure(self._h, exc)
+        _errors.live_contexts.discard(self)
+        self._h = ctypes.c_void_p()
 
     def __repr__(self):
         state = "closed" if self.closed else f"rank {self.rank} of {self.size} on {self.device}"
@@ -73,6 +89,7 @@ class Context:
             for obj in owned:
                 if getattr(obj, "_close_order", 2) == rank_of_kind:
                     obj._context_closing()
+        _errors.live_contexts.discard(self)
         lib.hcrt_finalize(self._h)
         self._h = ctypes.c_void_p()
 
@@ -171,6 +188,26 @@ class ContextObject:
             raise Error(ERR_STATE, f"{func}: the {self._what} is closed")
 
 
+class LocalObject(ContextObject):
+    """A ContextObject whose close() is local (no communication: a balancer, an exact accumulator, a stream,
+    an event): a context manager, closed with its context, and freed when dropped."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _context_closing(self):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 class Device:
     """One device of a context (host, sim, cuda, ...). Valid as long as its context."""
 
@@ -217,6 +254,35 @@ class Device:
         memory, a DeviceArray of any device). `dtype` reinterprets elements of the same size ("bf16")."""
         return DeviceArray.from_numpy(data, self, dtype)
 
+    @property
+    def has_compute(self):
+        """Whether this device's backend offers the compute extension (hcrt.compute)."""
+        return bool(lib.hcrt_device_has_compute(self._h))
+
+    def stream(self):
+        """A new Stream (an in-order queue of work) on this device."""
+        from ._stream import Stream
+        return Stream(self)
+
+    def event(self):
+        """A new Event of this device, to record on its streams and time the work between two."""
+        from ._stream import Event
+        return Event(self)
+
+
+def _shape(func, shape):
+    """A shape argument as a tuple of non-negative ints (an int is a 1-D shape)."""
+    try:
+        dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+        if any(isinstance(d, bool) or int(d) != d for d in dims):
+            raise TypeError
+        dims = tuple(int(d) for d in dims)
+    except (TypeError, ValueError):
+        raise invalid(func, "shape", f"is {shape!r}, not an int or a sequence of ints") from None
+    if any(d < 0 for d in dims):
+        raise invalid(func, "shape", f"is {dims}, which has a negative extent")
+    return dims
+
 
 class DeviceArray:
     """Memory on a device, with a shape and an hcrt dtype. hcrt never dereferences device memory from the
@@ -226,17 +292,20 @@ class DeviceArray:
 
     _close_order = 2
 
-    def __init__(self, device, shape, dtype):
-        device._ctx._alive("DeviceArray")
+    def __init__(self, device, shape, dtype, _base=None, _offset=0):
+        func = "DeviceArray" if _base is None else "DeviceArray.view"
+        device._ctx._alive(func)
         self.device = device
-        self.shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
-        if any(s < 0 for s in self.shape):
-            raise invalid("DeviceArray", "shape", f"is {self.shape}, which has a negative extent")
+        self.shape = _shape(func, shape)
         self.dtype = dtype
         self.size = 1
         for s in self.shape:
             self.size *= s
         self.nbytes = self.size * _arrays.SIZES[dtype]
+        self._base = _base  # the DeviceArray that owns the memory of a view (None: this one owns it)
+        if _base is not None:
+            self.ptr = ctypes.c_void_p((_base.ptr.value + _offset * _arrays.SIZES[dtype]) if self.nbytes else None)
+            return
         self.ptr = ctypes.c_void_p()
         if self.nbytes:
             check(lib.hcrt_mem_alloc(device._h, self.nbytes, ctypes.byref(self.ptr)), device._ctx._h)
@@ -256,7 +325,55 @@ class DeviceArray:
 
     @property
     def freed(self):
+        """Whether the memory is gone: freed, its context closed, or (for a view) its base freed."""
+        if self._base is not None and self._base.freed:
+            return True
         return self.nbytes > 0 and not self.ptr.value
+
+    @property
+    def is_view(self):
+        """Whether this array views memory another DeviceArray owns (view(), reshape())."""
+        return self._base is not None
+
+    def view(self, offset=0, shape=None):
+        """A DeviceArray over elements [offset, offset + size of `shape`) of this one, sharing its memory
+        (no copy): e.g. the weight and bias tensors inside one flat parameter buffer, so that one
+        collective or checkpoint covers them all. `shape` defaults to the rest of the array, flat. The view
+        keeps this array alive; freeing the view frees nothing, freeing this array invalidates the view."""
+        func = "DeviceArray.view"
+        self._ctx_h(func)
+        offset = whole(func, "offset", offset, 0)
+        if offset > self.size:
+            raise invalid(func, "offset", f"is {offset}, past the array's {self.size} elements")
+        shape = (self.size - offset,) if shape is None else _shape(func, shape)
+        count = 1
+        for s in shape:
+            count *= s
+        if offset + count > self.size:
+            raise invalid(func, "shape", f"is {shape}: {count} elements from offset {offset} pass the end of the "
+                                         f"array's {self.size}")
+        base = self._base if self._base is not None else self
+        return DeviceArray(self.device, shape, self.dtype, _base=base,
+                           _offset=offset + (self.ptr.value - base.ptr.value) // _arrays.SIZES[self.dtype]
+                           if self.nbytes else offset)
+
+    def reshape(self, shape):
+        """A view of the same elements with another shape of the same size."""
+        shape = _shape("DeviceArray.reshape", shape)
+        count = 1
+        for s in shape:
+            count *= s
+        if count != self.size:
+            raise invalid("DeviceArray.reshape", "shape", f"is {shape} ({count} elements), not {self.size} "
+                                                          "elements")
+        return self.view(0, shape)
+
+    def zero(self):
+        """Sets every byte to 0 (on the device, synchronously). Returns self."""
+        h = self._ctx_h("DeviceArray.zero")
+        if self.nbytes:
+            check(lib.hcrt_memset(self.device._h, self.ptr, 0, self.nbytes), h)
+        return self
 
     def _ctx_h(self, func):
         self.device._ctx._alive(func)
@@ -306,8 +423,9 @@ class DeviceArray:
         return _dlpack.export(self, self.ptr.value, self.dtype, self.shape, versioned)
 
     def free(self):
-        """Frees the memory now (a view exported through __dlpack__ keeps it until released)."""
-        if self.ptr.value and not self.device._ctx.closed:
+        """Frees the memory now (a view exported through __dlpack__ keeps it until released). On a view()
+        this only lets go of the base array's memory."""
+        if self._base is None and self.ptr.value and not self.device._ctx.closed:
             check(lib.hcrt_mem_free(self.device._h, self.ptr), self.device._ctx._h)
         self.ptr = ctypes.c_void_p()
 

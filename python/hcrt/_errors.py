@@ -1,5 +1,6 @@
 """hcrt's exceptions, and how an uncaught one ends the process (the exit policy of hcrt/exit.h)."""
 import sys
+import weakref
 
 from ._lib import lib
 
@@ -53,6 +54,23 @@ def invalid(func, name, why):
     return InvalidArgument(INVALID_ARG, f"{func}: argument '{name}' {why}")
 
 
+def whole(func, name, value, minimum=None):
+    """An int argument (an int or numpy integer, not a bool or a float), at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int) and not hasattr(value, "__index__"):
+        raise invalid(func, name, f"is {value!r}, not an int")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise invalid(func, name, f"is {value}, below {minimum}")
+    return value
+
+
+def number(func, name, value):
+    """A real-number argument (int, float or numpy scalar, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        raise invalid(func, name, f"is {value!r}, not a number")
+    return float(value)
+
+
 def check(status, ctx_handle=None):
     """Raises the error of a failed call, with hcrt_last_error() of the context as its message."""
     if status != 0:
@@ -60,9 +78,24 @@ def check(status, ctx_handle=None):
 
 
 _previous_hook = None
+live_contexts = weakref.WeakSet()  # open Contexts: an uncaught error is recorded in each for hcrt-run
+
+
+def note_failure(ctx_handle, exc):
+    """Records `exc` for hcrt-run's report (hcrt_run_note_failure: nothing without HCRT_RUN_DIR): the exit
+    status it ends the process with and one line of text."""
+    status = exc.exit_status if isinstance(exc, Error) else 1
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:1000]
+    try:
+        lib.hcrt_run_note_failure(ctx_handle, status, None, text.encode(errors="replace"))
+    except Exception:
+        pass
 
 
 def _excepthook(kind, value, tb):
+    for ctx in list(live_contexts):
+        if not ctx.closed:
+            note_failure(ctx._h, value)
     _previous_hook(kind, value, tb)
     interactive = hasattr(sys, "ps1") or sys.flags.interactive  # a REPL survives its errors
     if isinstance(value, Error) and value.exit_status != 0 and not interactive:

@@ -146,6 +146,29 @@ class CkptShard(ctypes.Structure):
     _fields_ = [("row_offset", c_uint64), ("rows", c_uint64)]
 
 
+class BalanceParams(ctypes.Structure):
+    _fields_ = [("struct_size", c_size), ("micro_batches", c_int64), ("micro_batch_size", c_int64), ("mode", c_int),
+                ("interval", c_int), ("smoothing", ctypes.c_double), ("hysteresis", ctypes.c_double),
+                ("warmup_steps", c_int), ("max_micro_batches", c_int64), ("bytes_per_sample", c_uint64),
+                ("device", c_void_p), ("use_device_speed", c_bool)]
+
+
+class BalanceDecision(ctypes.Structure):
+    _fields_ = [("struct_size", c_size), ("step", c_int64), ("changed", c_bool), ("reason", c_int),
+                ("predicted_before", ctypes.c_double), ("predicted_after", ctypes.c_double), ("text", c_char_p)]
+
+
+class ExactParams(ctypes.Structure):
+    _fields_ = [("struct_size", c_size), ("lsb_exponent", c_int), ("top_exponent", c_int)]
+
+
+class OptimParams(ctypes.Structure):
+    _fields_ = [("struct_size", c_size), ("kind", c_int), ("step", c_uint64), ("lr", ctypes.c_double),
+                ("grad_scale", ctypes.c_double), ("weight_decay", ctypes.c_double), ("momentum", ctypes.c_double),
+                ("beta1", ctypes.c_double), ("beta2", ctypes.c_double), ("eps", ctypes.c_double),
+                ("nesterov", c_bool)]
+
+
 def _sig(name, argtypes, restype=c_status):
     fn = getattr(lib, name)
     fn.argtypes = argtypes
@@ -226,3 +249,75 @@ _sig("hcrt_ckpt_latest", [V, P(c_int64)])
 _sig("hcrt_ckpt_list", [V, P(c_int64), c_size, P(c_size)])
 _sig("hcrt_ckpt_restore", [V, c_int64, V, c_size, P(c_size), P(c_int64)])
 _sig("hcrt_ckpt_close", [V])
+
+_sig("hcrt_stream_create", [V, P(V)])
+_sig("hcrt_stream_destroy", [V])
+_sig("hcrt_stream_sync", [V])
+_sig("hcrt_event_create", [V, P(V)])
+_sig("hcrt_event_destroy", [V])
+_sig("hcrt_event_record", [V, V])
+_sig("hcrt_event_sync", [V])
+_sig("hcrt_event_query", [V, P(c_bool)])
+_sig("hcrt_event_elapsed", [V, V, P(ctypes.c_float)])
+
+_sig("hcrt_balance_params_init", [P(BalanceParams)], None)
+_sig("hcrt_balancer_create", [V, P(BalanceParams), P(V)])
+_sig("hcrt_balancer_destroy", [V])
+_sig("hcrt_balancer_record", [V, c_int64, ctypes.c_double])
+_sig("hcrt_balancer_step", [V, P(c_bool)])
+_sig("hcrt_balancer_size", [V, P(c_int)])
+_sig("hcrt_balancer_shares", [V, P(c_int64), c_size])
+_sig("hcrt_balancer_assignment", [V, P(c_int64), P(c_int64)])
+_sig("hcrt_balancer_rates", [V, P(ctypes.c_double), c_size])
+_sig("hcrt_balancer_last_decision", [V, P(BalanceDecision)])
+_sig("hcrt_balancer_set_shares", [V, P(c_int64), c_size])
+_sig("hcrt_comm_allreduce_grads", [V, P(Buffer), c_size, c_int64, P(c_int64), ctypes.c_uint])
+
+_sig("hcrt_exact_params_init", [P(ExactParams)], None)
+_sig("hcrt_exact_create", [V, P(Buffer), P(c_char_p), c_size, P(ExactParams), P(V)])
+_sig("hcrt_exact_destroy", [V])
+_sig("hcrt_exact_add", [V])
+_sig("hcrt_exact_allreduce", [V, c_int64, P(c_int64), ctypes.c_uint])
+_sig("hcrt_exact_reset", [V])
+_sig("hcrt_exact_info", [V, P(c_int), P(c_int64)])
+
+_sig("hcrt_run_heartbeat", [V, c_int64, c_int])
+_sig("hcrt_run_note_failure", [V, c_int, c_char_p, c_char_p])
+_sig("hcrt_run_catch_signals", [V])
+_sig("hcrt_run_should_stop", [V, P(c_bool)])
+
+_sig("hcrt_trace_enabled", [V], c_bool)
+_sig("hcrt_trace_clock", [], ctypes.c_double)
+_sig("hcrt_trace_complete", [V, c_char_p, c_char_p, ctypes.c_double, ctypes.c_double, c_char_p])
+_sig("hcrt_trace_instant", [V, c_char_p, c_char_p, c_char_p])
+
+_sig("hcrt_device_has_compute", [V], c_bool)
+_sig("hcrt_compute_gemm", [V, c_bool, c_bool, c_size, c_size, c_size, ctypes.c_float, V, c_size, V, c_size,
+                           ctypes.c_float, V, c_size, c_int, V])
+_sig("hcrt_compute_bias_add", [V, V, V, V, c_size, c_size, V])
+_sig("hcrt_compute_relu", [V, V, V, c_size, V])
+_sig("hcrt_compute_relu_backward", [V, V, V, V, c_size, V])
+_sig("hcrt_compute_softmax_xent", [V, V, V, c_size, c_size, V, V, c_bool, V])
+_sig("hcrt_compute_col_sum", [V, V, V, c_size, c_size, c_bool, V])
+_sig("hcrt_optim_params_init", [P(OptimParams)], None)
+_sig("hcrt_optim_state_count", [P(OptimParams), c_size, P(c_size)])
+_sig("hcrt_compute_optim_step", [V, P(OptimParams), V, V, V, c_size, V])
+_sig("hcrt_compute_cast", [V, V, c_int, V, c_int, c_size, V])
+
+
+def _check_layouts():
+    """Each params struct's init function writes sizeof() of the C struct into struct_size: a ctypes
+    layout of another size means this binding and the library disagree, which would corrupt memory."""
+    for struct, init in ((ContextParams, lib.hcrt_context_params_init), (CkptParams, lib.hcrt_ckpt_params_init),
+                         (BalanceParams, lib.hcrt_balance_params_init), (ExactParams, lib.hcrt_exact_params_init),
+                         (OptimParams, lib.hcrt_optim_params_init)):
+        room = ctypes.create_string_buffer(ctypes.sizeof(struct) + 1024)  # room for a larger C struct
+        init(ctypes.cast(room, P(struct)))
+        size = c_size.from_buffer(room).value
+        if size != ctypes.sizeof(struct):
+            raise ImportError(f"hcrt: {library_path()} has a {size}-byte {struct.__name__} where this "
+                              f"binding expects {ctypes.sizeof(struct)}: the package and the library are of "
+                              "different versions")
+
+
+_check_layouts()
