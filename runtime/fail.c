@@ -18,8 +18,17 @@
 
 #define FAIL_SUBSYS "fail"
 
-/* How long a rank that is not designated to abort waits for the designated one to end the job. */
-static const struct timespec fallback_pause = {1, 500 * 1000 * 1000};
+/* How long a rank that is not designated to abort waits for the designated one to end the job: 1.5 s,
+ * plus 0.1 s per rank (up to 32), so that when no rank was designated (each saw another's failure flag
+ * first) they still abort one at a time: Open MPI 4.1's mpirun can crash when several ranks abort at
+ * the same moment (seen: a segfault in its PMIx log handler, the job's status lost). */
+static void fallback_pause(const hcrt_context_t *ctx)
+{
+    int r = ctx != NULL && ctx->rank > 0 ? ctx->rank : 0;
+    long ms = 1500 + 100L * (r < 32 ? r : 32);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000L * 1000L};
+    nanosleep(&ts, NULL);
+}
 
 bool hcrt__is_usage_error(hcrt_status_t status)
 {
@@ -81,7 +90,7 @@ _Noreturn void hcrt__fail_abort(const hcrt_context_t *ctx, const hcrt_device_t *
     /* The others wait first: usually the designated rank's abort ends them during the pause, so the
      * failure is logged once, by the rank that ends the job. */
     if (!designated)
-        nanosleep(&fallback_pause, NULL);
+        fallback_pause(ctx);
     exit_tail(tail, sizeof(tail), exit_status);
     va_start(ap, fmt);
     vlog_failure(ctx, dev, tail, exit_status, fmt, ap);

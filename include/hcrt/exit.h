@@ -119,8 +119,9 @@ struct hcrt_context;
  * every rank with hcrt_exit_status(status) (HCRT_EXIT_INTERNAL for HCRT_OK), which mpirun returns as
  * its own status (a rank that merely returns non-zero makes mpirun exit 1, which hcrt-run cannot
  * classify). For an application under HCRT_ON_FAILURE=return, or for errors it finds itself. Call it on
- * any rank that saw the failure: world rank 0 aborts at once, other ranks 1.5 s later unless the job
- * ended first (Open MPI 4.1's mpirun can lose the status when several ranks abort at the same moment).
+ * any rank that saw the failure: world rank 0 aborts at once, other ranks 1.5 s (plus 0.1 s per rank)
+ * later unless the job ended first (Open MPI 4.1's mpirun can lose the status when several ranks abort at
+ * the same moment).
  * ctx may be NULL (after hcrt_init failed). Never returns.
  */
 HCRT_EXPORT void hcrt_abort(struct hcrt_context *ctx, hcrt_status_t status, const char *what)

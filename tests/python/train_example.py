@@ -228,7 +228,8 @@ def case_error(d):
     check(p.returncode == 122, f"hcrt-run ended with {p.returncode}, not the job's 122")
     if os.path.exists(report):
         cause = results(report)["attempts"][0]["cause"]
-        check("injected I/O error" in cause, f"the failure record does not name the error: cause {cause!r}")
+        check("ERR_IO" in cause and "injected by HCRT_FAULT" in cause,
+              f"the failure record does not name the error: cause {cause!r}")
     else:
         fail("hcrt-run wrote no report")
     # rank 1 alone loses its device in the middle of a step while the others wait for it in the gradient
