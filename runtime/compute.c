@@ -3,12 +3,13 @@
  * device backend's compute extension (hcrt/backend_compute.h), which the loader attaches here after
  * checking it.
  *
- * The runtime never sees device memory, so what it checks is what the arguments themselves say: NULL
- * pointers with nonzero sizes, leading dimensions, byte sizes that overflow, alignment to the element,
- * streams of another device, and overlaps between the address ranges the operands span (device addresses
- * of one device are comparable; every backend hcrt ships uses one address space per process). Whether a
- * pointer really is memory of the device is the backend's to tell (sim checks every operand against its
- * live allocations; a GPU faults).
+ * The runtime never sees device memory, so what it checks is what the arguments say and what it
+ * allocated: NULL pointers with nonzero sizes, leading dimensions, byte sizes that overflow, alignment to
+ * the element, streams of another device, overlaps between the address ranges the operands span (device
+ * addresses of one device are comparable; every backend hcrt ships uses one address space per process),
+ * and, for memory from hcrt_mem_alloc, that it belongs to the call's device and holds the operand (the
+ * allocation table, runtime/alloc_table.h). Pointers hcrt did not allocate are the backend's to tell
+ * (sim checks every operand against its live allocations; a GPU faults).
  */
 #include <math.h>
 #include <stdio.h>
@@ -195,6 +196,8 @@ static hcrt_status_t check_operand(const hcrt_device_t *dev, const char *fn, con
     if ((uintptr_t)p > UINTPTR_MAX - bytes)
         return hcrt__error(dev->ctx, HCRT_ERR_INVALID_ARG, "%s: argument '%s' (%p, %zu bytes) wraps the address space",
                            fn, name, p, bytes);
+    /* Memory hcrt allocated must be this device's (or registered host memory) and hold the operand. */
+    HCRT_CHECK(hcrt__mem_check(dev->ctx, fn, name, p, bytes, dev, true));
     out->lo = (uintptr_t)p;
     out->hi = (uintptr_t)p + bytes;
     return HCRT_OK;

@@ -684,6 +684,9 @@ static void test_bad_args(void)
         download_from(dev, out + 1, p + 16, 9 * 4);
         CHECK(isnan(out[0]) && isnan(out[4]) && isnan(out[6]) && !isnan(out[1]) && !isnan(out[7]));
     }
+    /* Every backend: an operand that runs past the end of its allocation (hcrt_mem_alloc's table) */
+    EXPECT_ARG(hcrt_compute_relu(dev, p + 1000, q, 100, NULL), "argument 'y' needs 400 bytes from offset 4000");
+    EXPECT_ARG(hcrt_compute_col_sum(dev, p, q, 2, 300, false, NULL), "argument 'x' needs 2400 bytes from offset 2048");
     if (is_sim) {
         /* memory that is not a live allocation of this device, a range past an allocation's end, host memory */
         float h[16] = {0};
