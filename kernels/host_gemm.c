@@ -187,11 +187,10 @@ static void pack_b(float *dst, const void *b, size_t ldb, bool trans, hcrt_dtype
     }
     /* op(b)(p, j) = b[j][p]: a transpose, done in blocks of 16 values of p (one cache line of each stored
      * row, used whole at once) so that neither the reads (rows ldb apart, which alias in L1 when ldb is a
-     * multiple of 1024 floats) nor the writes (nr floats apart) miss more than once per line. Measured
-     * here, a whole gemm with b transposed (m = 32, n = k = 1024) ran 1.4x faster than with the panel
-     * packed a column at a time, and 3.5x faster than a row at a time. */
+     * multiple of 1024 floats) nor the writes (nr floats apart) miss more than once per line: much faster
+     * than packing a column or a row at a time (docs/performance.md, "Compute"). */
     if (dtype == HCRT_F32 && avx512) {
-        /* the same data, 16 x 16 blocks transposed in registers: the gemm 1.1x faster again */
+        /* the same data, 16 x 16 blocks transposed in registers: faster again */
         hcrt__gemm_pack_bt_avx512(dst, nr, (const float *)b + j0 * ldb + p0, ldb, kc, cv);
     } else {
         float line[16];
@@ -302,7 +301,7 @@ hcrt_status_t hcrt__host_gemm(bool trans_a, bool trans_b, size_t m, size_t n, si
     /* partial sums between blocks of k: in c when beta == 0, else in a scratch matrix */
     const bool scratch = k > GEMM_KC && beta != 0.0f;
     /* a c of 8 MiB or more is past the L2 and most of a shared L3: written once, it goes straight to memory
-     * (measured here: a 2048 x 2048 x 32 gemm 1.5x faster, as fast as OpenBLAS); a smaller one stays in
+     * (docs/performance.md, "Compute": the weight gradient of a 2048 x 2048 layer); a smaller one stays in
      * the caches for the op that reads it next */
     const bool nt = m * n >= ((size_t)2 << 20);
 

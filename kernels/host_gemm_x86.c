@@ -61,7 +61,7 @@ __attribute__((target("avx512f"))) void hcrt__gemm_tile_avx512(size_t kc, const 
 /*
  * The AVX2 tile names its 12 accumulators one by one: written as an array like the AVX-512 tile, gcc
  * (12) kept a copy of every accumulator on the stack and stored it on each step of k (AVX2 has 16
- * registers, not 32), which cut the kernel to 33-40 GFLOP/s; named, it runs at 70-90 here (Zen 4).
+ * registers, not 32), which halved the kernel's speed (docs/performance.md, "Compute").
  */
 #define HC_ROW(r, c0, c1)                                                                                              \
     do {                                                                                                               \
