@@ -187,7 +187,8 @@ HCRT_EXPORT hcrt_status_t hcrt_comm_reduce(hcrt_comm_t *comm, const void *send, 
 HCRT_EXPORT hcrt_status_t hcrt_comm_broadcast(hcrt_comm_t *comm, void *buf, size_t count, hcrt_dtype_t dtype,
                                               int root, struct hcrt_device *device);
 
-/* recv (count * nranks elements) receives every rank's send (count elements) in rank order. */
+/* recv (count * nranks elements) receives every rank's send (count elements) in rank order. send may be
+ * HCRT_IN_PLACE (this rank's block already at recv + rank * count). */
 HCRT_EXPORT hcrt_status_t hcrt_comm_allgather(hcrt_comm_t *comm, const void *send, void *recv, size_t count,
                                               hcrt_dtype_t dtype, struct hcrt_device *device);
 
