@@ -17,7 +17,7 @@
  * copy; the number is the step tried), train (hcrt_fault_point from the training loop, the number is the
  * step) and compute (every hcrt_compute_* call, and hcrt_fault_point from wrappers of other kernels; `op`
  * the kernel, the number the process's count of compute calls). Keys: rank (default every rank), step or
- * seq (default any), phase or op (default any), site (default: coll when op is given, ckpt when phase is
+ * seq (default any; N, a range N-M, or N- for every call from N on), phase or op (default any), site (default: coll when op is given, ckpt when phase is
  * given or neither), secs (slow), attempt (only in
  * that launch of the job: HCRT_RUN_ATTEMPT), prob and seed (the rule fires with probability prob,
  * decided by a hash of (seed, rank, site, name, number, attempt): the same run fails at the same
@@ -48,7 +48,8 @@ typedef enum hcrt__fault_kind {
 typedef struct hcrt__fault_rule {
     hcrt__fault_kind_t kind;
     int rank;        /* -1: every rank */
-    int64_t num;     /* step or seq; -1: any */
+    int64_t num;     /* step or seq, or the first of a range; -1: any */
+    int64_t num_to;  /* the last of the range (num when one number is given; INT64_MAX: open) */
     int64_t attempt; /* HCRT_RUN_ATTEMPT it fires in; -1: every attempt */
     double prob;     /* probability of firing at a matching call (1: always) */
     uint64_t seed;

@@ -56,6 +56,30 @@ static bool parse_i64(const char *s, int64_t *out)
     return true;
 }
 
+/* A step or seq value: N, a range N-M (N <= M), or N- for N and every later number. */
+static bool parse_range(const char *s, int64_t *first, int64_t *last)
+{
+    char buf[48];
+    const char *dash = strchr(s, '-');
+    if (dash == NULL) {
+        if (!parse_i64(s, first))
+            return false;
+        *last = *first;
+        return true;
+    }
+    if (dash == s || (size_t)(dash - s) >= sizeof(buf))
+        return false;
+    memcpy(buf, s, (size_t)(dash - s));
+    buf[dash - s] = '\0';
+    if (!parse_i64(buf, first))
+        return false;
+    if (dash[1] == '\0') {
+        *last = INT64_MAX;
+        return true;
+    }
+    return parse_i64(dash + 1, last) && *last >= *first;
+}
+
 static bool parse_u64(const char *s, uint64_t *out)
 {
     char *end;
@@ -127,6 +151,7 @@ static hcrt_status_t parse_rule(char *text, int index, hcrt__fault_rule_t *r, ch
     memset(r, 0, sizeof(*r));
     r->rank = -1;
     r->num = -1;
+    r->num_to = -1;
     r->attempt = -1;
     r->prob = 1.0;
     if (tok != NULL) {
@@ -157,9 +182,7 @@ static hcrt_status_t parse_rule(char *text, int index, hcrt__fault_rule_t *r, ch
             if (ok)
                 r->rank = (int)v;
         } else if (strcmp(key, "step") == 0 || strcmp(key, "seq") == 0) {
-            ok = parse_i64(val, &v);
-            if (ok)
-                r->num = v;
+            ok = parse_range(val, &r->num, &r->num_to);
         } else if (strcmp(key, "attempt") == 0) {
             ok = parse_i64(val, &v);
             if (ok)
@@ -302,7 +325,7 @@ const hcrt__fault_rule_t *hcrt__fault_match(const hcrt__fault_plan_t *plan, int 
             continue;
         if (r->name[0] != '\0' && (name == NULL || strcmp(r->name, name) != 0))
             continue;
-        if (r->num >= 0 && r->num != num)
+        if (r->num >= 0 && (num < r->num || num > r->num_to))
             continue;
         if (!draw(r, rank, attempt, site, name, num))
             continue;

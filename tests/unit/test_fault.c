@@ -59,6 +59,17 @@ static void parses(void)
     CHECK(hcrt__fault_match(&plan, 0, 2, "train", "step", 4) == NULL);
     hcrt__fault_plan_free(&plan);
 
+    /* Ranges of steps: N-M, and N- for every call from N on. */
+    CHECK_OK(NULL, hcrt__fault_parse("slow:site=train:step=5-:secs=0.1,error:site=train:step=2-3", &plan, err,
+                                     sizeof(err)));
+    CHECK(hcrt__fault_match(&plan, 0, 0, "train", NULL, 4) == NULL);
+    CHECK(hcrt__fault_match(&plan, 0, 0, "train", NULL, 5) == &plan.rules[0]);
+    CHECK(hcrt__fault_match(&plan, 0, 0, "train", NULL, 1000000) == &plan.rules[0]);
+    CHECK(hcrt__fault_match(&plan, 0, 0, "train", NULL, 1) == NULL);
+    CHECK(hcrt__fault_match(&plan, 0, 0, "train", NULL, 2) == &plan.rules[1]);
+    CHECK(hcrt__fault_match(&plan, 0, 0, "train", NULL, 3) == &plan.rules[1]);
+    hcrt__fault_plan_free(&plan);
+
     CHECK_OK(NULL, hcrt__fault_parse("", &plan, err, sizeof(err)));
     CHECK(plan.nrules == 0);
     CHECK_OK(NULL, hcrt__fault_parse(NULL, &plan, err, sizeof(err)));
@@ -105,6 +116,9 @@ static void refusals(void)
     refuses("kill:prob=1.5", "prob");
     refuses("kill:seed=-1", "seed");
     refuses("kill:attempt=-1", "attempt");
+    refuses("kill:step=5-3", "step");
+    refuses("kill:step=-3", "step");
+    refuses("kill:seq=2-x", "seq");
     refuses("kill:step=3,hang:rank=2:phase=nowhere", "rule 2");
 }
 
