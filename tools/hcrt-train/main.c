@@ -44,9 +44,13 @@ static void usage(FILE *out)
             "  --measure-steps N      steps of the efficiency measurement on a fresh start: each rank alone,\n"
             "                         then an even split (default 3; 0 skips it)\n"
             "  --log-every N          a progress line every N steps (default 10; 0: none)\n"
+            "  --check-replicas K     every K steps, compare an XXH64 of every rank's weights before the step\n"
+            "                         uses them, and end the job with exit status 122 (HCRT_ERR_CORRUPT) when\n"
+            "                         a replica diverged (a bit flip), before it is saved (default 0: never)\n"
             "  --json FILE            rank 0 writes the report: steps, global_batch, loss_curve, final_loss,\n"
-            "                         weights_xxh64, samples_per_s, shares, solo_samples_per_s, efficiency,\n"
-            "                         equal_split_samples_per_s, exact, restored_from\n"
+            "                         weights_xxh64, samples_per_s, shares, plans (the shares each step of\n"
+            "                         this launch ran with; null for steps restored), solo_samples_per_s,\n"
+            "                         efficiency, equal_split_samples_per_s, exact, restored_from\n"
             "  --help                 this text\n"
             "\n"
             "HCRT_TRACE=FILE writes a Chrome trace (chrome://tracing, Perfetto) of every rank's compute,\n"
@@ -86,7 +90,7 @@ static bool parse_double(const char *s, double lo, double hi, double *out)
 static int parse_args(int argc, char **argv, train_opts_t *o)
 {
     enum { O_LAYERS = 256, O_STEPS, O_GB, O_MB, O_BALANCE, O_REPLAN, O_EXACT, O_OPTIM, O_LR, O_MOMENTUM, O_WD,
-           O_DTYPE, O_SEED, O_CKPT, O_EVERY, O_KEEP, O_MEASURE, O_LOG, O_JSON, O_HELP };
+           O_DTYPE, O_SEED, O_CKPT, O_EVERY, O_KEEP, O_MEASURE, O_LOG, O_JSON, O_REPLICAS, O_HELP };
     static const struct option opts[] = {
         {"layers", required_argument, NULL, O_LAYERS}, {"steps", required_argument, NULL, O_STEPS},
         {"global-batch", required_argument, NULL, O_GB}, {"micro-batch", required_argument, NULL, O_MB},
@@ -97,7 +101,8 @@ static int parse_args(int argc, char **argv, train_opts_t *o)
         {"seed", required_argument, NULL, O_SEED}, {"ckpt-dir", required_argument, NULL, O_CKPT},
         {"ckpt-every", required_argument, NULL, O_EVERY}, {"ckpt-keep", required_argument, NULL, O_KEEP},
         {"measure-steps", required_argument, NULL, O_MEASURE}, {"log-every", required_argument, NULL, O_LOG},
-        {"json", required_argument, NULL, O_JSON}, {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0},
+        {"json", required_argument, NULL, O_JSON}, {"check-replicas", required_argument, NULL, O_REPLICAS},
+        {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0},
     };
     char err[256];
     int64_t v;
@@ -210,6 +215,11 @@ static int parse_args(int argc, char **argv, train_opts_t *o)
             o->log_every = (int)v;
             break;
         case O_JSON: o->json = optarg; break;
+        case O_REPLICAS:
+            if (!parse_i64(optarg, 0, 100000000, &v))
+                return bad("--check-replicas wants a number of steps (0: never)", optarg);
+            o->check_replicas = (int)v;
+            break;
         case O_HELP: usage(stdout); return 0;
         default:
             fprintf(stderr, "hcrt-train: unknown or incomplete option '%s'\n", argv[optind - 1]);
@@ -276,8 +286,10 @@ static hcrt_status_t setup(train_job_t *j)
     j->loss_curve = calloc((size_t)j->o.steps + 1, sizeof(double));
     j->solo = calloc((size_t)j->size, sizeof(double));
     j->shares = calloc((size_t)j->size, sizeof(int64_t));
-    if (!j->loss_curve || !j->solo || !j->shares)
+    j->plans = malloc(((size_t)j->o.steps + 1) * (size_t)j->size * sizeof(int64_t));
+    if (!j->loss_curve || !j->solo || !j->shares || !j->plans)
         return HCRT_ERR_NO_MEMORY;
+    memset(j->plans, 0xff, ((size_t)j->o.steps + 1) * (size_t)j->size * sizeof(int64_t)); /* -1: not run */
 
     hcrt_balance_params_t bp;
     hcrt_balance_params_init(&bp);
@@ -331,6 +343,7 @@ static void teardown(train_job_t *j)
     free(j->loss_curve);
     free(j->solo);
     free(j->shares);
+    free(j->plans);
 }
 
 static hcrt_status_t train(train_job_t *j)
@@ -351,12 +364,17 @@ static hcrt_status_t train(train_job_t *j)
         if (step == warm)
             t_warm = t0;
         /* HCRT_FAULT's train site (docs/fault-injection.md), numbered like the heartbeats: a failure
-         * injected here ends the job as one of hcrt's own would, with its exit status. */
-        status = hcrt_fault_point(j->ctx, "train", NULL, step + 1, NULL);
+         * injected here ends the job as one of hcrt's own would, with its exit status; a corruption
+         * flips a bit of this rank's weights (which --check-replicas finds). */
+        const hcrt_buffer_t weights = {j->dev, j->model.params, j->model.nparams, HCRT_F32};
+        status = hcrt_fault_point(j->ctx, "train", NULL, step + 1, &weights);
         if (status != HCRT_OK)
             hcrt_abort(j->ctx, status, "hcrt-train: the training step");
+        if (j->o.check_replicas > 0 && step % j->o.check_replicas == 0)
+            TRAIN_TRY(j, train_check_replicas(j, step), out);
         int64_t first = 0, count = 0;
         TRAIN_TRY(j, hcrt_balancer_assignment(j->bal, &first, &count), out);
+        memcpy(j->plans + step * j->size, j->shares, (size_t)j->size * sizeof(int64_t));
         double loss = 0;
         TRAIN_TRY(j, train_step(j, step, first, count, false, &loss), out);
         j->loss_curve[step] = loss;
@@ -386,6 +404,9 @@ static hcrt_status_t train(train_job_t *j)
             j->train_samples += j->o.global_batch;
     }
     j->train_seconds = j->train_samples > 0 ? train_now() - t_warm : 0;
+    /* The last step's allgather has no next step to check it. */
+    if (j->o.check_replicas > 0 && !j->stopped)
+        TRAIN_TRY(j, train_check_replicas(j, j->o.steps), out);
     if (j->ck != NULL)
         TRAIN_TRY(j, hcrt_ckpt_wait(j->ck), out);
 out:

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "train.h"
 
@@ -29,24 +28,13 @@ void train_report_progress(train_job_t *j, int64_t step, double step_seconds)
     fflush(stdout);
 }
 
-/* XXH64 of the final parameters in layer order (W0, b0, W1, b1, ...), as 16 hex digits. */
-static hcrt_status_t weights_hash(train_job_t *j, char out[17])
-{
-    const size_t bytes = j->model.nparams * sizeof(float);
-    float *h = malloc(bytes);
-    if (h == NULL)
-        return HCRT_ERR_NO_MEMORY;
-    hcrt_status_t st = hcrt_memcpy(j->host, h, j->dev, j->model.params, bytes);
-    if (st == HCRT_OK)
-        snprintf(out, 17, "%016llx", (unsigned long long)XXH64(h, bytes, 0));
-    free(h);
-    return st;
-}
-
 int train_report_final(train_job_t *j)
 {
     char hash[17] = "";
-    hcrt_status_t st = weights_hash(j, hash);
+    uint64_t h = 0;
+    hcrt_status_t st = train_weights_xxh64(j, &h);
+    if (st == HCRT_OK)
+        snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)h);
     if (st != HCRT_OK) {
         fprintf(stderr, "hcrt-train: rank %d: reading the final weights: %s: %s\n", j->rank, hcrt_status_name(st),
                 hcrt_last_error(j->ctx));
@@ -74,9 +62,17 @@ int train_report_final(train_job_t *j)
     if (j->o.json == NULL)
         return 0;
 
-    json_t *o = json_object(), *curve = json_array(), *sh = json_array(), *solo = json_array();
-    for (int64_t s = 0; s < steps; s++)
+    json_t *o = json_object(), *curve = json_array(), *sh = json_array(), *solo = json_array(), *plans = json_array();
+    for (int64_t s = 0; s < steps; s++) {
         json_array_append_new(curve, json_real(j->loss_curve[s]));
+        json_t *plan = json_null();
+        if (j->plans[s * j->size] >= 0) {
+            plan = json_array();
+            for (int r = 0; r < j->size; r++)
+                json_array_append_new(plan, json_integer(j->plans[s * j->size + r]));
+        }
+        json_array_append_new(plans, plan);
+    }
     for (int r = 0; r < j->size; r++) {
         json_array_append_new(sh, json_integer(j->shares[r]));
         json_array_append_new(solo, measured ? json_real(j->solo[r]) : json_null());
@@ -91,6 +87,7 @@ int train_report_final(train_job_t *j)
     json_object_set_new(o, "weights_xxh64", json_string(hash));
     json_object_set_new(o, "samples_per_s", json_real(rate));
     json_object_set_new(o, "shares", sh);
+    json_object_set_new(o, "plans", plans);
     json_object_set_new(o, "solo_samples_per_s", solo);
     json_object_set_new(o, "efficiency", measured ? json_real(rate / solo_sum) : json_null());
     json_object_set_new(o, "equal_split_samples_per_s", measured ? json_real(j->equal_split) : json_null());

@@ -5,6 +5,7 @@
  *   step.c    one step: this rank's micro-batches, the gradient reduction, the sharded update
  *   measure.c the efficiency figures: each rank alone, and an equal split
  *   ckpt.c    checkpoint registration, metadata, restore on start
+ *   replicas.c the hash of the weights, and the check that every rank holds the same ones
  *   report.c  progress lines, the final summary and the --json report
  *   model.c   the MLP on the compute extension;  data.c  the synthetic data
  *
@@ -44,6 +45,7 @@ typedef struct train_opts {
     const char *json;
     int log_every;
     int measure_steps; /* 0: no efficiency measurement */
+    int check_replicas; /* compare the replicas every K steps; 0: never */
 } train_opts_t;
 
 typedef struct train_job {
@@ -85,6 +87,7 @@ typedef struct train_job {
     double *solo;         /* per rank: samples/s alone */
     double equal_split;   /* samples/s with an equal split */
     int64_t *shares;      /* the last plan */
+    int64_t *plans;       /* [steps][size]: the plan each step of this launch ran with (-1: not run) */
     bool stopped;         /* a stop was requested (signal): the job saved and ends with HCRT_EXIT_PREEMPTED */
 } train_job_t;
 
@@ -104,6 +107,13 @@ hcrt_status_t train_measure(train_job_t *j);
 hcrt_status_t train_ckpt_open(train_job_t *j);
 hcrt_status_t train_ckpt_save(train_job_t *j, int64_t steps_done);
 void train_ckpt_close(train_job_t *j);
+
+/* replicas.c */
+/* XXH64 of this rank's parameters (layer order: W0, b0, W1, b1, ...). */
+hcrt_status_t train_weights_xxh64(train_job_t *j, uint64_t *hash);
+/* Compares the replicas of the weights across ranks before step `step` (0-based) runs; ends the job with
+ * HCRT_ERR_CORRUPT (exit 122), naming the odd ranks, when they differ. Collective. */
+hcrt_status_t train_check_replicas(train_job_t *j, int64_t step);
 
 /* report.c */
 void train_report_progress(train_job_t *j, int64_t step, double step_seconds);
