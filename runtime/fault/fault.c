@@ -75,6 +75,9 @@ hcrt__fault_kind_t hcrt__fault_check(const hcrt_context_t *ctx, const char *site
             pause();
         break;
     case HCRT__FAULT_SLOW: {
+        fprintf(stderr, "hcrt fault: rank %d slowed by %g s at %s %s %lld (HCRT_FAULT)\n", ctx->rank, r->secs, site, nm,
+                (long long)num);
+        fflush(stderr);
         struct timespec ts = {(time_t)r->secs, (long)((r->secs - (double)(time_t)r->secs) * 1e9)};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
         }

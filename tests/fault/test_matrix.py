@@ -72,25 +72,28 @@ FIRST_KILL = "kill:rank=0:site=train:step=8:attempt=0"
 
 
 def fired(site, name, kind, rank):
-    if kind in ("kill", "hang"):
-        return rf"hcrt fault: rank {rank} {'killed' if kind == 'kill' else 'hangs'} at {site} {name}"
+    if kind in ("kill", "hang", "slow"):
+        verb = {"kill": "killed", "hang": "hangs", "slow": r"slowed by [\d.]+ s"}[kind]
+        return rf"hcrt fault: rank {rank} {verb} at {site} {name}"
     if kind in ("error", "device_lost", "corrupt"):
         return rf"injected {kind} at {site} {name}.* on rank {rank}"
     return None
 
 
-def site_cases(site, name, key, rank, statuses, kinds, mix="sim3", extra="", prefix=None):
-    """One case per kind at one place: statuses[kind] the expected status of the failed launch."""
+def site_cases(site, name, key, rank, statuses, kinds, mix="sim3", extra="", prefix=None, slow_key=None):
+    """One case per kind at one place: statuses[kind] the expected status of the failed launch. A key with
+    an open range (seq=300-: the first such call from the 300th on) fires once for kill, hang, error and
+    device_lost, which end the launch; slow goes on, so it gets slow_key (a short range) instead."""
     out = []
     for kind in kinds:
         rule = f"{kind}:rank={rank}:{key}{extra}:attempt=0"
         if kind == "slow":
-            rule = f"slow:rank={rank}:{key}{extra}:secs=1.5:attempt=0"
+            rule = f"slow:rank={rank}:{slow_key or key}{extra}:secs=1:attempt=0"
         opts = {"timeout": 4} if kind == "hang" else {}
         if kind == "slow":
-            opts["slow"] = 1.5
+            opts["slow"] = 1
         st = [] if kind == "slow" else [statuses[kind]]
-        out.append((f"{prefix or site}_{name}_{kind}_{mix}", mix, rule, st, fired(site, name, kind, rank), opts))
+        out.append(("_".join(x for x in (prefix or site, name, kind, mix) if x), mix, rule, st, fired(site, name, kind, rank), opts))
     return out
 
 
@@ -101,18 +104,19 @@ def group_compute():
     st = {"kill": KILL, "hang": HANG, "error": {121}, "device_lost": {121}}
     # step=300- : the first call of that op from the 300th compute call of the process on, a few steps
     # after the first checkpoints on either mix.
-    return (site_cases("compute", "gemm", "site=compute:op=gemm:seq=300-", 2, st, ALL) +
+    return (site_cases("compute", "gemm", "site=compute:op=gemm:seq=300-", 2, st, ALL,
+                       slow_key="site=compute:op=gemm:seq=300-302") +
             site_cases("compute", "relu", "site=compute:op=relu:seq=300-", 1, st, ["kill", "error", "device_lost"],
                        mix="cpu2"))
 
 
 def group_coll():
     st = {"kill": KILL, "hang": HANG, "error": {123}, "device_lost": {121}, "corrupt": {122}}
-    return (site_cases("coll", "allreduce", "op=allreduce:seq=20-", 1, st, ALL) +
+    return (site_cases("coll", "allreduce", "op=allreduce:seq=20-", 1, st, ALL, slow_key="op=allreduce:seq=20") +
             site_cases("coll", "allreduce", "op=allreduce:seq=20-", 0, st, ["kill", "error"], mix="cpu2") +
             # A bit flip in one rank's copy of the allgathered weights: --check-replicas ends the job (122)
             # before the diverged replica is used or saved.
-            site_cases("coll", "allgather", "op=allgather:seq=8-", 2, st, ["corrupt"]))
+            site_cases("coll", "allgather", "op=allgather:seq=15", 2, st, ["corrupt"]))
 
 
 def group_ckpt():

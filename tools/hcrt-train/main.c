@@ -427,8 +427,14 @@ int main(int argc, char **argv)
     /* SIGTERM/SIGINT become a stop the ranks agree on (hcrt_run_should_stop) instead of a kill. */
     hcrt_run_catch_signals(job.ctx);
     hcrt_status_t st = setup(&job);
-    if (st == HCRT_OK)
+    if (st == HCRT_OK) {
         st = train(&job);
+        /* A step that failed on this rank alone (a compute kernel's error, a lost device) leaves the
+         * others waiting in the step's collectives until their deadline: end the whole job now, with the
+         * failure's own exit status, as the runtime's failures do. */
+        if (st != HCRT_OK)
+            hcrt_abort(job.ctx, st, "hcrt-train: the training loop");
+    }
     if (st == HCRT_OK && job.stopped)
         rc = HCRT_EXIT_PREEMPTED;
     else if (st == HCRT_OK)
