@@ -115,7 +115,15 @@ static hcrt_status_t write_level(hcrt_ckpt_t *ck, const char *stepdir, int64_t s
     }
     if (*corrupt && ck->file_bytes > 0) {
         unsigned char b = 0;
+        /* The middle byte of the first tensor written, not of the file: the file's middle may fall in the
+         * alignment padding between tensors, which no checksum covers, and the flip would test nothing. */
         uint64_t at = ck->file_bytes / 2;
+        for (int i = 0; i < ck->nentries; i++) {
+            if (ck->entries[i].written && ck->entries[i].bytes > 0) {
+                at = ck->entries[i].pool_offset + ck->entries[i].bytes / 2;
+                break;
+            }
+        }
         if (pread(fd, &b, 1, (off_t)at) != 1) {
             HCRT_WARN(CKPT_SUBSYS, "injected corruption of %s failed", path);
         } else {

@@ -130,10 +130,11 @@ def group_ckpt():
         cases += site_cases("ckpt", phase, f"phase={phase}:step=6", rank, st, kinds)
     cases += site_cases("ckpt", "write", "phase=write:step=6", 1, {"kill": KILL, "error": {122}}, ["kill", "error"],
                         mix="cpu2")
-    # A bit flipped in rank 1's data file of step 6 once it is written: committed, unnoticed until a
-    # restore (launch 1, after a kill in launch 0) finds it by its checksum and falls back; still exact.
-    cases.append(("ckpt_write_corrupt_sim3", "sim3", f"corrupt:rank=1:phase=write:step=6:attempt=0,{FIRST_KILL}",
-                  [KILL], r"injected corrupt at ckpt write.* on rank 1", {"corrupt_step": 6}))
+    # A bit flipped in rank 1's data file of step 4 (every level) once it is written: committed, unnoticed
+    # until the restore of launch 1 (after a kill in launch 0, when step 4 is the newest committed) finds it
+    # by its checksum and falls back to step 2; still exact.
+    cases.append(("ckpt_write_corrupt_sim3", "sim3", f"corrupt:rank=1:phase=write:step=4:attempt=0,{FIRST_KILL}",
+                  [KILL], r"rank-00001.bin: tensor .* fails its checksum", {"corrupt_step": 4, "restored": 2}))
     return cases
 
 
@@ -146,9 +147,13 @@ def group_restore():
         for kind in kinds:
             rule = (f"{kind}:rank=1:site=restore:phase={phase}:attempt=1" if kind != "slow" else
                     f"slow:rank=1:site=restore:phase={phase}:secs=1:attempt=1")
-            # error at read is no failure: every rank falls back to an older step.
-            launches = [KILL] + ([st[kind]] if kind in st else [])
             opts = {"timeout": 4} if kind == "hang" else {}
+            if phase == "read" and kind == "error":
+                # No failure: rank 1 cannot read step 4 (the newest committed when launch 0 died: step 6's
+                # agreement would have completed in step 8's save), so every rank falls back to step 2.
+                rule = "error:rank=1:site=restore:phase=read:step=4:attempt=1"
+                opts["restored"] = 2
+            launches = [KILL] + ([st[kind]] if kind in st else [])
             cases.append((f"restore_{phase}_{kind}_sim3", "sim3", f"{rule},{FIRST_KILL}", launches,
                           fired("restore", phase, kind, 1) or r"hcrt fault: rank 0 killed at train", opts))
     # The relaunch on another world size and mix: launch 0 (3 ranks) is killed and hcrt-run gives up
@@ -313,6 +318,9 @@ def run_case(case):
                   f"{name}: restored_from {j['restored_from']!r} is not a committed step")
         elif not relaunch:
             check(j["restored_from"] is None, f"{name}: restored {j['restored_from']} without a failure")
+        if "restored" in opts:
+            check(j["restored_from"] == opts["restored"],
+                  f"{name}: restored_from {j['restored_from']}, expected step {opts['restored']}")
     verify_all(name, ckpt, opts.get("corrupt_step"))
     print(f"==== {name}: {'ok' if len(FAILS) == nfail else 'FAILED'}", flush=True)
 
