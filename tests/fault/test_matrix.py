@@ -112,11 +112,11 @@ def group_compute():
 
 def group_coll():
     st = {"kill": KILL, "hang": HANG, "error": {123}, "device_lost": {121}, "corrupt": {122}}
-    return (site_cases("coll", "allreduce", "op=allreduce:seq=20-", 1, st, ALL, slow_key="op=allreduce:seq=20") +
+    return (site_cases("coll", "allreduce", "op=allreduce:seq=20-", 1, st, ALL, slow_key="op=allreduce:seq=20-24") +
             site_cases("coll", "allreduce", "op=allreduce:seq=20-", 0, st, ["kill", "error"], mix="cpu2") +
             # A bit flip in one rank's copy of the allgathered weights: --check-replicas ends the job (122)
             # before the diverged replica is used or saved.
-            site_cases("coll", "allgather", "op=allgather:seq=15", 2, st, ["corrupt"]))
+            site_cases("coll", "allgather", "op=allgather:seq=21-24", 2, st, ["corrupt"]))
 
 
 def group_ckpt():
