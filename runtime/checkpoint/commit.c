@@ -621,8 +621,9 @@ hcrt_status_t hcrt_ckpt_test(hcrt_ckpt_t *ck, bool *done)
 
 /*
  * This rank could not take its snapshot. Under HCRT_ON_FAILURE=return it still goes through the save's
- * every step with an error descriptor (and its partner traffic, whatever the pool holds: a failed step is never kept), so that
- * its peers, already persisting, learn the failure from rank 0's verdict instead of waiting for it.
+ * every step with an error descriptor (and its partner traffic, whatever the pool holds: a failed step is
+ * never kept), so that its peers, already persisting, learn the failure from rank 0's verdict instead of
+ * waiting for it.
  */
 static hcrt_status_t save_failed(hcrt_ckpt_t *ck, int64_t step, hcrt_status_t st)
 {
@@ -636,8 +637,9 @@ static hcrt_status_t save_failed(hcrt_ckpt_t *ck, int64_t step, hcrt_status_t st
      * may already wait for it in the application's next collective, where they would learn of the failure
      * only at its deadline (they join the agreement only when they next call into the checkpointer). */
     if (!ck->ctx->fail_return)
-        return hcrt__fail(ck->ctx, NULL, true, st, "checkpoint step %lld was not committed: rank %d could not persist its "
-                          "data: %s: %s", (long long)step, ck->rank, hcrt_status_name(st), ck->job_err);
+        return hcrt__fail(ck->ctx, NULL, true, st,
+                          "checkpoint step %lld was not committed: rank %d could not persist its data: %s: %s",
+                          (long long)step, ck->rank, hcrt_status_name(st), ck->job_err);
     ck->step = step;
     ck->last_step = step;
     ck->state = CKPT_PERSISTING;

@@ -17,8 +17,8 @@
  * copy; the number is the step tried), train (hcrt_fault_point from the training loop, the number is the
  * step) and compute (every hcrt_compute_* call, and hcrt_fault_point from wrappers of other kernels; `op`
  * the kernel, the number the process's count of compute calls). Keys: rank (default every rank), step or
- * seq (default any; N, a range N-M, or N- for every call from N on), phase or op (default any), site (default: coll when op is given, ckpt when phase is
- * given or neither), secs (slow), attempt (only in
+ * seq (default any; N, a range N-M, or N- for every call from N on), phase or op (default any), site
+ * (default: coll when op is given, ckpt when phase is given or neither), secs (slow), attempt (only in
  * that launch of the job: HCRT_RUN_ATTEMPT), prob and seed (the rule fires with probability prob,
  * decided by a hash of (seed, rank, site, name, number, attempt): the same run fails at the same
  * places). The parser refuses unknown kinds, keys, sites, ckpt/restore phases and collective names, and
