@@ -40,13 +40,18 @@ demo: build
 test-main: build
 	$(MESON) test -C $(BUILD) --num-processes 2 --print-errorlogs
 
+# The sanitizer runs leave out the python suite (the interpreter is not built with the sanitizers) and the
+# kill-anywhere matrix (suite matrix: the tools' failure paths it drives run under the sanitizers in the
+# rest of the fault suite).
 test-san: build-san
-	$(MESON) test -C $(SAN_BUILD) --num-processes 2 --print-errorlogs --no-suite perf --no-suite python
+	$(MESON) test -C $(SAN_BUILD) --num-processes 2 --print-errorlogs --no-suite perf --no-suite python \
+	    --no-suite matrix
 
 # Both runs always happen; the summary counts both; the target fails if any test failed.
 test: build build-san
 	-@$(MESON) test -C $(BUILD) --num-processes 2 --print-errorlogs
-	-@$(MESON) test -C $(SAN_BUILD) --num-processes 2 --print-errorlogs --no-suite perf --no-suite python
+	-@$(MESON) test -C $(SAN_BUILD) --num-processes 2 --print-errorlogs --no-suite perf --no-suite python \
+	    --no-suite matrix
 	@python3 tools/scripts/test-summary.py $(BUILD)/meson-logs/testlog.json $(SAN_BUILD)/meson-logs/testlog.json
 
 install: build
