@@ -381,6 +381,13 @@ static hcrt_status_t train(train_job_t *j)
         TRAIN_TRY(j, hcrt_balancer_step(j->bal, NULL), out);
         TRAIN_TRY(j, hcrt_balancer_shares(j->bal, j->shares, (size_t)j->size), out);
         TRAIN_TRY(j, hcrt_run_heartbeat(j->ctx, step + 1, HCRT_RUN_STEP), out);
+        /* The save in flight advances at every step (its agreement is nonblocking MPI that moves only
+         * inside checkpoint calls): it commits a step or two after it was taken, not at the next save, so
+         * a failure in between restarts from it. */
+        if (j->ck != NULL) {
+            bool committed = false;
+            TRAIN_TRY(j, hcrt_ckpt_test(j->ck, &committed), out);
+        }
         /* A stop (SIGTERM from Slurm or hcrt-run, SIGINT): every rank agrees on this step, saves it and
          * ends with HCRT_EXIT_PREEMPTED, so that the next launch resumes right here. */
         bool stop = false;
