@@ -286,10 +286,8 @@ static hcrt_status_t setup(train_job_t *j)
     j->loss_curve = calloc((size_t)j->o.steps + 1, sizeof(double));
     j->solo = calloc((size_t)j->size, sizeof(double));
     j->shares = calloc((size_t)j->size, sizeof(int64_t));
-    j->plans = malloc(((size_t)j->o.steps + 1) * (size_t)j->size * sizeof(int64_t));
-    if (!j->loss_curve || !j->solo || !j->shares || !j->plans)
+    if (!j->loss_curve || !j->solo || !j->shares)
         return HCRT_ERR_NO_MEMORY;
-    memset(j->plans, 0xff, ((size_t)j->o.steps + 1) * (size_t)j->size * sizeof(int64_t)); /* -1: not run */
 
     hcrt_balance_params_t bp;
     hcrt_balance_params_init(&bp);
@@ -346,6 +344,24 @@ static void teardown(train_job_t *j)
     free(j->plans);
 }
 
+/* Keeps the plan step `step` runs with (--json's plans), growing the array as the run goes. */
+static hcrt_status_t record_plan(train_job_t *j, int64_t step)
+{
+    if (step >= j->plans_cap) {
+        int64_t cap = j->plans_cap > 0 ? j->plans_cap : 1024;
+        while (cap <= step)
+            cap *= 2;
+        int64_t *p = realloc(j->plans, (size_t)cap * (size_t)j->size * sizeof(int64_t));
+        if (p == NULL)
+            return HCRT_ERR_NO_MEMORY;
+        memset(p + j->plans_cap * j->size, 0xff, (size_t)(cap - j->plans_cap) * (size_t)j->size * sizeof(int64_t));
+        j->plans = p;
+        j->plans_cap = cap;
+    }
+    memcpy(j->plans + step * j->size, j->shares, (size_t)j->size * sizeof(int64_t));
+    return HCRT_OK;
+}
+
 static hcrt_status_t train(train_job_t *j)
 {
     hcrt_status_t status = HCRT_OK;
@@ -374,7 +390,7 @@ static hcrt_status_t train(train_job_t *j)
             TRAIN_TRY(j, train_check_replicas(j, step), out);
         int64_t first = 0, count = 0;
         TRAIN_TRY(j, hcrt_balancer_assignment(j->bal, &first, &count), out);
-        memcpy(j->plans + step * j->size, j->shares, (size_t)j->size * sizeof(int64_t));
+        TRAIN_TRY(j, record_plan(j, step), out);
         double loss = 0;
         TRAIN_TRY(j, train_step(j, step, first, count, false, &loss), out);
         j->loss_curve[step] = loss;

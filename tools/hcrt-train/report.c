@@ -66,7 +66,7 @@ int train_report_final(train_job_t *j)
     for (int64_t s = 0; s < steps; s++) {
         json_array_append_new(curve, json_real(j->loss_curve[s]));
         json_t *plan = json_null();
-        if (j->plans[s * j->size] >= 0) {
+        if (s < j->plans_cap && j->plans[s * j->size] >= 0) {
             plan = json_array();
             for (int r = 0; r < j->size; r++)
                 json_array_append_new(plan, json_integer(j->plans[s * j->size + r]));

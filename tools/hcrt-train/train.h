@@ -87,7 +87,8 @@ typedef struct train_job {
     double *solo;         /* per rank: samples/s alone */
     double equal_split;   /* samples/s with an equal split */
     int64_t *shares;      /* the last plan */
-    int64_t *plans;       /* [steps][size]: the plan each step of this launch ran with (-1: not run) */
+    int64_t *plans;       /* [plans_cap][size]: the plan each step of this launch ran with (-1: not run) */
+    int64_t plans_cap;    /* steps plans holds: grown as steps run (a run of --steps 1e9 stops early) */
     bool stopped;         /* a stop was requested (signal): the job saved and ends with HCRT_EXIT_PREEMPTED */
 } train_job_t;
 
