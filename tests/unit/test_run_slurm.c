@@ -2,7 +2,8 @@
  * tests/unit/test_run_slurm.c - what hcrt-run reads and writes inside a Slurm allocation, without Slurm
  * (tools/hcrt-run/slurm.c and hostfile.c compiled in): Slurm's per-node counts, the lines srun prints
  * when a step fails (recorded from Slurm 22.05 on the cluster suite's nodes), srun's command line, the
- * placement of ranks on the nodes left, and when only silent nodes keep srun waiting.
+ * placement of ranks on the nodes left, when only silent nodes keep srun waiting, and which of srun's
+ * report and the ranks' failure records gives an attempt's cause.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +186,54 @@ static void test_detect(void)
     CHECK(strcmp(s.submit_dir, "/shared/me") == 0);
 }
 
+/* The cause of a failed attempt of `status` whose first failed task srun reported as `task` (-1: none),
+ * with a failure record of rank `record_rank` (-1: none) saying `record_status`. */
+static void cause_of(int status, int task, int record_rank, int record_status, char *cause, size_t len)
+{
+    hr_attempt_t a;
+    hr_totals_t t;
+    attempt_init(&a);
+    a.status = status;
+    a.ref = -1;
+    a.end = 10;
+    if (task >= 0) {
+        a.task_fail_t = 5;
+        a.task_fail_status = status;
+        a.task_fail_task = task;
+        snprintf(a.task_fail_node, sizeof(a.task_fail_node), "n2");
+    }
+    if (record_rank >= 0) {
+        a.has_record = true;
+        a.record_t = 5.2;
+        a.record_rank = record_rank;
+        a.record_status = record_status;
+        snprintf(a.record_node, sizeof(a.record_node), "n2");
+        snprintf(a.record_what, sizeof(a.record_what), "what rank %d says", record_rank);
+    }
+    hr_account(&a, 1, 0, 10, &t);
+    snprintf(cause, len, "%s", a.cause);
+    hr_totals_free(&t);
+}
+
+static void test_cause(void)
+{
+    char c[1400];
+    /* Rank 3 SIGKILLed; rank 2 saw it die and recorded PEER_DEAD: the death is the cause. */
+    cause_of(137, 3, 2, 125, c, sizeof(c));
+    CHECK(strncmp(c, "SIGNAL: rank 3 on n2 was killed by signal 9 (SIGKILL)", 53) == 0);
+    /* The killed rank's own record (a fault site that raised SIGKILL after recording) is kept. */
+    cause_of(137, 3, 3, 137, c, sizeof(c));
+    CHECK(strstr(c, "what rank 3 says") != NULL);
+    /* A rank that exited with a status of its own: its record, not the task srun named first. */
+    cause_of(125, 2, 2, 125, c, sizeof(c));
+    CHECK(strncmp(c, "PEER_DEAD: rank 2 on n2: what rank 2 says", 41) == 0);
+    cause_of(124, 1, 0, 124, c, sizeof(c));
+    CHECK(strstr(c, "what rank 0 says") != NULL);
+    /* No record: srun's report. */
+    cause_of(125, 1, -1, 0, c, sizeof(c));
+    CHECK(strstr(c, "rank 1 on n2 exited with 125") != NULL);
+}
+
 int main(void)
 {
     test_counts();
@@ -192,5 +241,6 @@ int main(void)
     test_place_and_silence();
     test_argv();
     test_detect();
+    test_cause();
     TEST_DONE();
 }
