@@ -54,7 +54,7 @@ typedef struct hr_options {
     const char *srun;         /* srun program (default "srun") */
     char **srun_args;         /* extra srun arguments (every --srun-args) */
     size_t nsrun_args;
-    double teardown_s;      /* srun: how long after a rank's failure the step may take to end */
+    double teardown_s;      /* how long after the job's first failure the launcher may take to end */
     double probe_timeout_s; /* srun: how long a node has to answer a probe after a failed attempt */
     bool no_requeue;        /* never scontrol requeue the job after a stop */
     bool append;            /* keep the attempts of an earlier hcrt-run in --run-dir */

@@ -19,7 +19,15 @@
  * step SIGKILL itself (scancel) as soon as srun names it, as mpirun does with odls_base_sigkill_timeout 0.
  * srun then still waits for every node's tasks to report, which a lost node never does (it gives up
  * after KillWait + 2 s): --teardown seconds after the first failure hcrt-run kills srun itself.
+ *
+ * mpirun ends a job in ~50 ms after a rank dies or aborts, except when it cannot reach a node's daemon
+ * to kill its ranks: after a cut link, once the ranks' MPI_Abort made it send to that node, TCP
+ * keepalive no longer applies and it waits for TCP's retransmissions (minutes). So under mpirun too,
+ * --teardown seconds after the first failure record (fail-R in the attempt directory) or rank death
+ * (1 s when the record names a lost node), hcrt-run kills the launcher's process group; the attempt then
+ * ends with the record's status.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -200,6 +208,37 @@ static void watch_new_ranks(watch_t *w, const char *attempt_dir, hr_attempt_t *a
     hr_ranks_free(ranks, n);
 }
 
+/* Whether a rank wrote a failure record (fail-R) into the attempt directory: 0 none, 1 one, 2 one that
+ * names a lost node. */
+static int failure_record(const char *attempt_dir)
+{
+    DIR *d = opendir(attempt_dir);
+    int found = 0;
+    if (d == NULL)
+        return 0;
+    for (struct dirent *e; found < 2 && (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, "fail-", 5) != 0)
+            continue;
+        found = 1;
+        char path[4096 + 300], text[4096];
+        snprintf(path, sizeof(path), "%s/%s", attempt_dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        const char *lost = strstr(text, "\nlost_node=");
+        if (lost != NULL && lost[11] != '\n' && lost[11] != '\0')
+            found = 2;
+    }
+    closedir(d);
+    return found;
+}
+
+/* mpirun's time to end a job whose failure record names a lost node, before hcrt-run ends it. */
+#define LOST_NODE_TEARDOWN 1.0
+
 static void child_exec(char **argv, int err_fd)
 {
     setpgid(0, 0);
@@ -256,14 +295,30 @@ int hr_launch(const hr_options_t *o, char **argv, const char *attempt_dir, const
     w->nfds = 3;
 
     int signals_seen = 0, nknown = 0, wstatus = 0;
-    double term_at = 0, kill_at = 0, next_scan = 0, teardown_at = 0;
+    double term_at = 0, kill_at = 0, next_scan = 0, teardown_at = 0, next_record_scan = 0, first_record = 0;
+    bool names_lost = false; /* mpirun: a failure record names a lost node */
     long scancel_pid = -1;
     bool exited = false, relay_open = true, termed = false;
     while (!exited) {
         double t = now();
         /* srun: a task failed (or the step was aborted); the rest of the step gets --teardown seconds. */
         double failed_at = a->task_fail_t > 0 ? a->task_fail_t : a->step_abort_t;
-        if (a->launcher == HR_SRUN && failed_at > 0 && teardown_at == 0 && !a->torn_down)
+        /* mpirun: a rank recorded a failure, or one on this host died. */
+        if (a->launcher == HR_MPIRUN && !names_lost && t >= next_record_scan) {
+            int rec = failure_record(attempt_dir);
+            if (rec > 0 && first_record == 0)
+                first_record = t;
+            /* A node the job found unreachable: mpirun will wait for it; the others end in ~50 ms. */
+            if (rec == 2 && !a->torn_down) {
+                names_lost = true;
+                if (teardown_at == 0 || teardown_at > t + LOST_NODE_TEARDOWN)
+                    teardown_at = t + (o->teardown_s < LOST_NODE_TEARDOWN ? o->teardown_s : LOST_NODE_TEARDOWN);
+            }
+            next_record_scan = t + 0.1;
+        }
+        if (a->launcher == HR_MPIRUN)
+            failed_at = first_record > 0 && (a->death_t == 0 || first_record < a->death_t) ? first_record : a->death_t;
+        if (failed_at > 0 && teardown_at == 0 && !a->torn_down && (a->launcher == HR_SRUN || !a->stop_requested))
             teardown_at = failed_at + o->teardown_s;
         /* A job that stopped on request (120) has committed its checkpoint: its ranks end by themselves. */
         if (a->launcher == HR_SRUN && a->task_fail_t > 0 && a->task_fail_status != 120 && a->step_id[0] &&
@@ -272,9 +327,15 @@ int hr_launch(const hr_options_t *o, char **argv, const char *attempt_dir, const
             scancel_pid = hr_slurm_kill_step(a->step_id);
         }
         /* Every node answered but some that never will (lost): no reason to wait for them. */
-        if (teardown_at > t + 0.5 && hr_srun_only_silent_left(a))
+        if (a->launcher == HR_SRUN && teardown_at > t + 0.5 && hr_srun_only_silent_left(a))
             teardown_at = t + 0.5;
-        if (teardown_at > 0 && t >= teardown_at) {
+        if (teardown_at > 0 && t >= teardown_at && a->launcher == HR_MPIRUN) {
+            fprintf(stderr, "hcrt-run: %s still runs %.1f s after the job's first failure: ending it (--teardown)\n",
+                    argv[0], t - failed_at);
+            kill(-pid, SIGKILL);
+            a->torn_down = true;
+            teardown_at = 0;
+        } else if (teardown_at > 0 && t >= teardown_at) {
             if (hr_srun_only_silent_left(a))
                 fprintf(stderr, "hcrt-run: srun waits for nodes none of whose tasks it heard from: ending it\n");
             else

@@ -55,6 +55,10 @@ static const char usage_text[] =
     "  --grace S           on SIGINT/SIGTERM the job is asked to save and stop (HCRT_RUN_DIR/stop,\n"
     "                      hcrt_run_should_stop()) and gets S seconds (default 60) before mpirun is told\n"
     "                      to end it; a second signal ends it at once, a third kills it\n"
+    "  --teardown S        after the job's first failure (a rank's failure record or death, a task srun\n"
+    "                      reports failed) the launcher gets S seconds (default 5; mpirun 1 s when a\n"
+    "                      record names a lost node) to end before hcrt-run kills it (mpirun hangs on\n"
+    "                      a node whose link was cut; srun waits KillWait + 2 s for a lost node)\n"
     "  --quiet             no progress lines, only the final report\n"
     "  --help              this text\n"
     "\n"
@@ -64,8 +68,7 @@ static const char usage_text[] =
     "  --srun PATH         the srun program (default srun); each attempt runs srun --mpi=pmix\n"
     "                      --kill-on-bad-exit=1 --overlap --export=ALL -n NP -N K --nodelist NODES\n"
     "  --srun-args \"...\"   extra srun arguments, split like a shell would (may be repeated)\n"
-    "  --teardown S        once a task failed, srun gets S seconds (default 5) to end the step before\n"
-    "                      hcrt-run kills it (srun otherwise waits KillWait + 2 s for a lost node)\n"
+
     "  --probe-timeout S   after a failed step, a node none of whose tasks srun reported is probed (a\n"
     "                      connection to its slurmd, else a one-task step); one that does not answer in\n"
     "                      S seconds (default 5) is left out of the next attempts, which use the\n"
@@ -608,6 +611,9 @@ int main(int argc, char **argv)
         }
         n++;
         hr_history_read(adir, a);
+        /* mpirun killed by hcrt-run (--teardown) reports our SIGKILL: the job ended as its record says. */
+        if (a->launcher == HR_MPIRUN && a->torn_down && a->has_record)
+            a->status = a->record_status;
         hr_totals_t partial;
         hr_account(att, n, att[0].start, a->end, &partial); /* fills this attempt's steps and cause */
         hr_totals_free(&partial);
