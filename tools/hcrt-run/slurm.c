@@ -91,8 +91,10 @@ int hr_slurm_expand_counts(const char *text, int *counts, int n)
 }
 
 /* Runs argv with stdout and stderr into out (NUL-terminated, truncated to cap), for at most timeout_s;
- * returns its exit status, or -1 (with errno-like text in out) when it could not run or timed out. */
-static int run_capture(char **argv, char *out, size_t cap, double timeout_s)
+ * returns its exit status, or -1 (with errno-like text in out) when it could not run or timed out.
+ * keep_on_term: the command ignores SIGTERM (scontrol requeue: the requeue itself signals every process
+ * of the batch step, this one included, before it may have answered). */
+static int run_capture_opt(char **argv, char *out, size_t cap, double timeout_s, bool keep_on_term)
 {
     int fds[2];
     size_t len = 0;
@@ -110,6 +112,8 @@ static int run_capture(char **argv, char *out, size_t cap, double timeout_s)
     }
     if (pid == 0) {
         setpgid(0, 0);
+        if (keep_on_term)
+            signal(SIGTERM, SIG_IGN); /* kept across exec */
         dup2(fds[1], STDOUT_FILENO);
         dup2(fds[1], STDERR_FILENO);
         execvp(argv[0], argv);
@@ -150,6 +154,11 @@ static int run_capture(char **argv, char *out, size_t cap, double timeout_s)
         return -1;
     }
     return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
+static int run_capture(char **argv, char *out, size_t cap, double timeout_s)
+{
+    return run_capture_opt(argv, out, cap, timeout_s, false);
 }
 
 int hr_slurm_nodes(hr_hostfile_t *hf)
@@ -613,10 +622,13 @@ int hr_slurm_requeue(const char *job_id, char *why, size_t cap)
 {
     char out[4096];
     char *argv[] = {"scontrol", "requeue", (char *)job_id, NULL};
-    int rc = run_capture(argv, out, sizeof(out), 30);
+    int rc = run_capture_opt(argv, out, sizeof(out), 30, true);
     if (rc != 0) {
         out[strcspn(out, "\n")] = '\0';
-        snprintf(why, cap, "scontrol requeue %s: %s", job_id, out[0] ? out : "failed");
+        if (out[0])
+            snprintf(why, cap, "scontrol requeue %s: %s", job_id, out);
+        else
+            snprintf(why, cap, "scontrol requeue %s failed (status %d)", job_id, rc);
         return -1;
     }
     return 0;
