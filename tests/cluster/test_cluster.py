@@ -33,28 +33,19 @@ import subprocess
 import sys
 import time
 
+SRC = os.environ.get("HCRT_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(SRC, "tests", "fault"))
 from cluster import Cluster, log  # noqa: E402
+# The fault suite's failure list and checks, and its checker of every report field and their consistency.
+from test_hcrt_run import FAILS, check, check_report  # noqa: E402
 
 A = None
-FAILS = []
-SRC = os.environ.get("HCRT_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 # hcrt-train small enough that a scenario takes seconds; --exact: the weights of any world size, split
 # and restart are the same bits.
 TRAIN = ["--layers", "64,128,10", "--global-batch", "256", "--micro-batch", "16", "--exact", "--log-every", "0",
          "--measure-steps", "0"]
 STEPS, EVERY = 700, 50
-
-
-def fail(msg):
-    FAILS.append(msg)
-    print("FAIL: " + msg, flush=True)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-    return cond
 
 
 def figures(**kw):
@@ -125,13 +116,7 @@ def load_report(path):
         return None
     with open(path) as f:
         r = json.load(f)
-    # The fault suite's checker of every field and their consistency.
-    sys.path.insert(0, os.path.join(SRC, "tests", "fault"))
-    import test_hcrt_run
-    n = len(test_hcrt_run.FAILS)
-    test_hcrt_run.check_report(r)
-    for msg in test_hcrt_run.FAILS[n:]:
-        fail("report: " + msg)
+    check_report(r)
     return r
 
 
