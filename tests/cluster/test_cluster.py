@@ -8,8 +8,9 @@ Cases (each brings its cluster up and always tears it down):
   ns_collectives   3 nodes x 2 ranks under mpirun: the communicator sees 3 nodes, and every collective x
                    dtype x op x size, host and sim buffers (hierarchical across nodes) gives the reference
   ns_node_kill     hcrt-train under hcrt-run on 3 nodes x 2 ranks; every process of node 2 killed mid-job:
-  ns_link_cut      (or its link cut: HCRT_TIMEOUT=2, which fires first) the loss is seen within HCRT_TIMEOUT
-                   + 2 s, the failure record names the node (cut) or mpirun does (kill), hcrt-run relaunches on
+  ns_link_cut      (or its link cut: hcrt's deadline fires before Open MPI's keepalive, set to 60 s) the loss
+                   is seen within HCRT_TIMEOUT + 2 s, the failure record names the node (cut) or mpirun does
+                   (kill), hcrt-run ends mpirun (cut: it would wait for the node for minutes), relaunches on
                    the 2 nodes left with 4 ranks, node 2's shards come back from the partner copies on
                    another node, and the weights equal a failure-free run's (exact mode)
   slurm_batch      (a) examples/slurm/train.sbatch trains to completion: srun on 2 nodes, one attempt
@@ -88,11 +89,18 @@ def heartbeats(path):
     return head, ev
 
 
-def wait_progress(attempt_dir, step, committed, timeout=300):
+def wait_progress(attempt_dir, step, committed, timeout=300, log=None):
     """Waits until rank 0 of an attempt has computed `step` and some rank reported `committed` committed;
-    returns the headers of every rank (rank -> (pid, node))."""
+    returns the headers of every rank (rank -> (pid, node)). Fails at once when a later attempt started
+    (this one failed before the test's own failure); `log` (a file) is then printed."""
     deadline = time.monotonic() + timeout
+    later = re.sub(r"attempt-(\d+)$", lambda m: f"attempt-{int(m.group(1)) + 1}", attempt_dir)
     while time.monotonic() < deadline:
+        if os.path.isdir(later):
+            if log is not None:
+                log.seek(0)
+                print(log.read()[-8000:], flush=True)
+            raise RuntimeError(f"{attempt_dir} failed before the test's failure: {later} started")
         ranks, done, comm = {}, False, False
         for name in os.listdir(attempt_dir) if os.path.isdir(attempt_dir) else []:
             m = re.fullmatch(r"rank-(\d+)\.hb", name)
@@ -141,16 +149,20 @@ def case_ns_collectives():
 def node_loss(how):
     # A cut link is seen by whichever comes first: hcrt's deadline in the survivors (a failure record that
     # names the silent node; mpirun then cannot reach that node to end the job, and hcrt-run ends it after
-    # --teardown) or Open MPI's TCP keepalive (3 to 6 s: status 205). A 2 s deadline makes it always the
-    # first, so that path is the one tested; the kill is seen by Open MPI at once either way.
-    timeout = 2.0 if how == "cut" else 5.0
+    # --teardown) or Open MPI's TCP keepalive (hcrt-run's 3 s + 3 x 1 s: status 205). For the cut, a 60 s
+    # keepalive makes the deadline always the first, so that path is the one tested (the keepalive's is
+    # the kill's: 205); a shorter deadline would also fire on a loaded machine's slow first steps.
+    timeout = 5.0
+    keepalive = ["--mca", "oob_tcp_keepalive_time", "60", "--mca", "oob_tcp_keepalive_intvl", "1", "--mca",
+                 "oob_tcp_keepalive_probes", "3"] if how == "cut" else []
     tmp = A.tmp
     ref = reference(STEPS, tmp)
     with Cluster(nodes=3, slots=2) as c:
         run_dir, ckpt, rep = c.shared("run"), c.shared("ckpt"), c.shared("report.json")
         out = c.shared("train.json")
-        margs = " ".join(c.mpirun_args() + ["-x", "HCRT_SIM_DEVICES=1", "-x", f"HCRT_TIMEOUT={timeout:g}",
-                                            "-x", "HCRT_BACKEND_PATH", "-x", "HCRT_LOG_LEVEL"])
+        margs = " ".join(c.mpirun_args() + keepalive + ["-x", "HCRT_SIM_DEVICES=1", "-x",
+                                                        f"HCRT_TIMEOUT={timeout:g}", "-x", "HCRT_BACKEND_PATH", "-x",
+                                                        "HCRT_LOG_LEVEL"])
         cmd = [A.hcrt_run, "--hostfile", c.hostfile, "--np", "6", "--min-np", "4", "--mpirun", A.mpirun,
                "--mpirun-args", margs, "--run-dir", run_dir, "--report", rep, "--"] + \
               [A.hcrt_train] + TRAIN + ["--steps", str(STEPS), "--ckpt-dir", ckpt, "--ckpt-every", str(EVERY),
@@ -159,7 +171,7 @@ def node_loss(how):
         logf = open(c.shared("hcrt-run.log"), "w+")
         p = c.head_popen(cmd, env=job_env(), stdout=logf, stderr=subprocess.STDOUT, text=True)
         try:
-            ranks = wait_progress(os.path.join(run_dir, "attempt-0"), 3 * EVERY + 10, 3 * EVERY)
+            ranks = wait_progress(os.path.join(run_dir, "attempt-0"), 3 * EVERY + 10, 3 * EVERY, log=logf)
             lost = c.nodes[1]
             # Before the loss: each node keeps the partner copies of another node's ranks.
             check_partner_placement(c, ranks)
