@@ -12,7 +12,8 @@ all: build
 
 help:
 	@echo "make demo    install what is missing, build, run the training job (4 ranks: sim devices of 3 speeds and a cpu)"
-	@echo "make test    install what is missing, build (plain and sanitizer), run every test suite"
+	@echo "make test    install what is missing, build (plain and sanitizer), run every test suite (the cluster"
+	@echo "             suite, namespace nodes and a local Slurm, needs root; it runs in the plain build only)"
 	@echo "make build   configure and build into $(BUILD)/"
 	@echo "make install install into the meson prefix"
 
@@ -40,18 +41,19 @@ demo: build
 test-main: build
 	$(MESON) test -C $(BUILD) --num-processes 2 --print-errorlogs
 
-# The sanitizer runs leave out the python suite (the interpreter is not built with the sanitizers) and the
+# The sanitizer runs leave out the python suite (the interpreter is not built with the sanitizers), the
 # kill-anywhere matrix (suite matrix: the tools' failure paths it drives run under the sanitizers in the
-# rest of the fault suite).
+# rest of the fault suite) and the cluster suite (namespace nodes and a Slurm cluster: it runs the same
+# tools as the plain build's run).
 test-san: build-san
 	$(MESON) test -C $(SAN_BUILD) --num-processes 2 --print-errorlogs --no-suite perf --no-suite python \
-	    --no-suite matrix
+	    --no-suite matrix --no-suite cluster
 
 # Both runs always happen; the summary counts both; the target fails if any test failed.
 test: build build-san
 	-@$(MESON) test -C $(BUILD) --num-processes 2 --print-errorlogs
 	-@$(MESON) test -C $(SAN_BUILD) --num-processes 2 --print-errorlogs --no-suite perf --no-suite python \
-	    --no-suite matrix
+	    --no-suite matrix --no-suite cluster
 	@python3 tools/scripts/test-summary.py $(BUILD)/meson-logs/testlog.json $(SAN_BUILD)/meson-logs/testlog.json
 
 install: build

@@ -99,6 +99,7 @@ static void gather_views(struct hcrt_comm *c, uint64_t seq, signed char *state)
 static hcrt_status_t expired(struct hcrt_comm *c, const hcrt__waiter_t *w, double waited)
 {
     char late[2048] = "", silent[2048] = "";
+    const char *silent_node = NULL; /* the one node every silent rank is on, NULL: none or several */
     int nlate = 0, nsilent = 0;
     bool designated = true; /* the lowest rank known to be waiting too aborts the job */
     if (w->device_only && w->dev != NULL)
@@ -124,7 +125,10 @@ static hcrt_status_t expired(struct hcrt_comm *c, const hcrt__waiter_t *w, doubl
                 nlate++;
             } else if (state[r] < 0) {
                 add_rank(silent, sizeof(silent), c, r);
-                nsilent++;
+                if (nsilent++ == 0)
+                    silent_node = c->info[r].host;
+                else if (silent_node != NULL && strcmp(silent_node, c->info[r].host) != 0)
+                    silent_node = NULL;
             }
         }
         free(state);
@@ -132,6 +136,11 @@ static hcrt_status_t expired(struct hcrt_comm *c, const hcrt__waiter_t *w, doubl
     char other[2200] = "";
     if (nsilent > 0)
         snprintf(other, sizeof(other), "; no report from %s (their node's ranks did not answer either)", silent);
+    /* No rank of that node answered in the exchange while every other node's did: it is unreachable (a cut
+     * link, a dead node whose loss the launcher has not noticed yet). The failure record names it, so
+     * that hcrt-run relaunches without it. */
+    if (silent_node != NULL && strcmp(silent_node, c->ctx->hostname) != 0)
+        snprintf(c->ctx->fail_lost_node, sizeof(c->ctx->fail_lost_node), "%s", silent_node);
     /* Everyone arrived and still the call never finished: most often the ranks made different calls
      * (counts, dtypes, roots), which checking mode would have named instead. */
     const char *hint = nlate == 0 && !c->check_calls

@@ -60,7 +60,8 @@ static void vlog_failure(const hcrt_context_t *ctx, const hcrt_device_t *dev, co
     vsnprintf(msg, sizeof(msg), fmt, ap);
     snprintf(line, sizeof(line), "%s: %s", who, msg);
     if (exit_status >= 0 && ctx != NULL)
-        hcrt_run_note_failure((hcrt_context_t *)ctx, exit_status, NULL, line);
+        hcrt_run_note_failure((hcrt_context_t *)ctx, exit_status, ctx->fail_lost_node[0] ? ctx->fail_lost_node : NULL,
+                              line);
     hcrt__log_emit(HCRT_LOG_ERROR, FAIL_SUBSYS, "%s; %s", line, tail);
     fflush(stderr);
 }

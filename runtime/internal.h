@@ -207,6 +207,9 @@ struct hcrt_context {
     struct hcrt__fault_plan *fault; /* parsed HCRT_FAULT (runtime/fault), NULL when empty */
     int64_t run_attempt;            /* HCRT_RUN_ATTEMPT */
     bool fail_return;               /* HCRT_ON_FAILURE=return (runtime/fail.c) */
+    /* A node the failure being reported found silent (every rank of it, e.g. its link was cut): the
+     * failure record names it, so that hcrt-run leaves it out ("" none; collectives/deadline.c). */
+    char fail_lost_node[256];
 };
 
 /* The built-in cpu backend's table (backends/cpu). */

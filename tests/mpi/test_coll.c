@@ -12,7 +12,8 @@
  *   badargs         every argument check returns HCRT_ERR_INVALID_ARG naming the argument
  *   mismatch        with HCRT_CHECK_CALLS=1, calls that differ across ranks return HCRT_ERR_MISMATCH on every
  *                   rank, naming the rank and the field
- *   comms           split, dup, from_mpi, rank info, send/recv
+ *   comms           split, dup, from_mpi, rank info, node count (TEST_COLL_NODES: the number expected),
+ *                   send/recv
  *   fault, fault_nb runs allreduces (blocking, or nonblocking and waited for) until HCRT_FAULT stops a
  *                   rank (the fault suite checks the outcome)
  *   nompi           without MPI: a one-rank communicator, every collective a local copy
@@ -757,6 +758,10 @@ static int comms(void)
     int nodes = 0;
     CHECK_OK(ctx, hcrt_comm_node_count(dup, &nodes));
     CHECK(nodes >= 1);
+    /* The cluster suite runs this on real (namespace) nodes and says how many there are. */
+    const char *want_nodes = getenv("TEST_COLL_NODES");
+    CHECK_MSG(want_nodes == NULL || nodes == atoi(want_nodes), "%d nodes, TEST_COLL_NODES=%s", nodes,
+              want_nodes ? want_nodes : "");
     /* send/recv around a ring, host and sim */
     if (nranks > 1) {
         for (int kind = 0; kind < 2; kind++) {

@@ -56,18 +56,46 @@ int hr_ranks_on_node(const hr_attempt_t *a, const char *node)
     return n;
 }
 
+static bool is_signal_status(int status)
+{
+    return status > 128 && status < 160;
+}
+
+/* A failure record of a rank that saw another one die (PEER_DEAD) comes after that death: when the
+ * launcher's status is the death's (a task srun reported killed, or a rank whose pidfd fired first on
+ * this host), the death is the cause, not the survivor's record. */
+static bool death_precedes_record(const hr_attempt_t *a)
+{
+    if (!a->has_record || !is_signal_status(a->status))
+        return false;
+    if (a->launcher == HR_SRUN && a->task_fail_status == a->status)
+        return a->record_rank != a->task_fail_task;
+    return a->death_rank >= 0 && a->death_rank != a->record_rank && a->death_t > 0 && a->death_t <= a->record_t;
+}
+
 static void describe(hr_attempt_t *a)
 {
     const char *name = hcrt_exit_name(a->status), *meaning = exit_meaning(a->status);
+    bool by_death = death_precedes_record(a);
     if (a->status == 0) {
         snprintf(a->cause, sizeof(a->cause), "finished");
+    } else if (a->cut_short) {
+        snprintf(a->cause, sizeof(a->cause), "ALLOCATION_ENDED: hcrt-run ended with its Slurm allocation during this "
+                                             "attempt (times up to the last heartbeat)");
     } else if (a->stop_requested && a->status == HCRT_EXIT_PREEMPTED) {
         snprintf(a->cause, sizeof(a->cause), "PREEMPTED: stopped on request after saving a checkpoint");
-    } else if (a->has_record) {
+    } else if (a->has_record && !by_death) {
         snprintf(a->cause, sizeof(a->cause), "%s: rank %d on %s: %s%s%s", hcrt_exit_name(a->record_status),
                  a->record_rank, a->record_node, a->record_what, a->record_lost_node[0] ? "; lost node " : "",
                  a->record_lost_node);
-    } else if (a->status > 128 && a->status < 160) {
+    } else if (a->launcher == HR_SRUN && a->task_fail_status > 0 && a->status == a->task_fail_status) {
+        if (is_signal_status(a->status))
+            snprintf(a->cause, sizeof(a->cause), "SIGNAL: rank %d on %s was killed by signal %d%s (srun)",
+                     a->task_fail_task, a->task_fail_node, a->status - 128, a->status == 137 ? " (SIGKILL)" : "");
+        else
+            snprintf(a->cause, sizeof(a->cause), "%s: rank %d on %s exited with %d%s%s (srun)", name,
+                     a->task_fail_task, a->task_fail_node, a->status, meaning[0] ? ": " : "", meaning);
+    } else if (is_signal_status(a->status)) {
         char who[64] = "a rank";
         if (a->death_rank >= 0)
             snprintf(who, sizeof(who), "rank %d", a->death_rank);
@@ -75,7 +103,7 @@ static void describe(hr_attempt_t *a)
                  a->status == 137 ? " (SIGKILL)" : "");
     } else if (a->status == HCRT_EXIT_MPIRUN_NODE_LOST) {
         snprintf(a->cause, sizeof(a->cause), "NODE_LOST: Open MPI lost node %s",
-                 a->mpirun_lost_node[0] ? a->mpirun_lost_node : "(not named)");
+                 a->launcher_lost_node[0] ? a->launcher_lost_node : "(not named)");
     } else if (a->status == 1 && !a->has_record) {
         snprintf(a->cause, sizeof(a->cause), "UNKNOWN: a rank returned 1 (or the launcher failed) without saying why");
     } else {
@@ -188,10 +216,18 @@ void hr_account(hr_attempt_t *att, int n, double run_start, double run_end, hr_t
                 x->fail_t = x->death_t;
             if (x->has_record && x->record_t < x->fail_t)
                 x->fail_t = x->record_t;
+            if (x->task_fail_t > 0 && x->task_fail_t < x->fail_t)
+                x->fail_t = x->task_fail_t;
         }
     }
     tot->restarts = n > 0 ? n - 1 : 0;
     tot->wall_s = run_end - run_start;
+    tot->allocations = n > 0 ? 1 : 0;
+    for (int a = 1; a < n; a++)
+        if (strcmp(att[a].job_id, att[a - 1].job_id) != 0 || att[a].restart_count != att[a - 1].restart_count) {
+            tot->allocations++;
+            tot->between_allocations_s += att[a].start - att[a - 1].end;
+        }
 
     /* The run's end point: what a finished run computed, else what its last attempt made durable. */
     const hr_attempt_t *last = &att[n - 1];

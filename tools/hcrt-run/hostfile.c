@@ -1,5 +1,7 @@
 /*
- * tools/hcrt-run/hostfile.c - the Open MPI hostfile, and the copy each attempt gets without lost hosts.
+ * tools/hcrt-run/hostfile.c - the hosts an attempt may use: an Open MPI hostfile, and the copy each
+ * attempt gets without lost hosts; inside a Slurm allocation the same list holds the allocation's nodes
+ * (slurm.c fills it) and the placement picks the nodes of each srun.
  *
  * Lines are "HOST [slots=N] [max_slots=M] ..." with # comments (Open MPI's syntax); every line is kept as
  * written, so options hcrt-run does not know travel untouched to the copy.
@@ -127,6 +129,54 @@ int hr_hostfile_write(const hr_hostfile_t *hf, const char *path)
         return -1;
     }
     return left > 0 ? 0 : -2;
+}
+
+int hr_hostfile_add(hr_hostfile_t *hf, const char *name, int slots)
+{
+    hr_host_t *grown = realloc(hf->hosts, (size_t)(hf->n + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return -1;
+    hf->hosts = grown;
+    hr_host_t *h = &hf->hosts[hf->n++];
+    memset(h, 0, sizeof(*h));
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    if (slots >= 0)
+        snprintf(h->line, sizeof(h->line), "%s slots=%d", name, slots);
+    else
+        snprintf(h->line, sizeof(h->line), "%s", name);
+    h->slots = slots;
+    return 0;
+}
+
+int hr_hostfile_place(const hr_hostfile_t *hf, int np, char *list, size_t cap, int *counts, int *per_host)
+{
+    int left = np, used = 0, first = -1;
+    bool equal = true;
+    size_t len = 0;
+    list[0] = '\0';
+    for (int i = 0; i < hf->n && left > 0; i++) {
+        const hr_host_t *h = &hf->hosts[i];
+        if (h->dropped || h->slots == 0)
+            continue;
+        if (h->slots < 0)
+            return -1;
+        int take = h->slots < left ? h->slots : left;
+        if (first < 0)
+            first = take;
+        equal = equal && take == first;
+        int w = snprintf(list + len, cap - len, "%s%s", used ? "," : "", h->name);
+        if (w < 0 || (size_t)w >= cap - len)
+            return -1;
+        len += (size_t)w;
+        left -= take;
+        if (counts != NULL)
+            counts[used] = take;
+        used++;
+    }
+    if (left > 0)
+        return -1;
+    *per_host = equal ? first : 0;
+    return used;
 }
 
 void hr_hostfile_free(hr_hostfile_t *hf)

@@ -1,16 +1,33 @@
 /*
- * tools/hcrt-run/launch.c - one attempt: the launcher (mpirun) in its own process group, watched.
+ * tools/hcrt-run/launch.c - one attempt: the launcher (mpirun, or srun inside a Slurm allocation) in its
+ * own process group, watched.
  *
  * The watch is one poll() over: a self-pipe the SIGINT/SIGTERM handlers write to, a pidfd of the
  * launcher, pidfds of the ranks on this host (learnt from their heartbeat headers, so the first rank's
- * death is timed to the millisecond, not to mpirun's teardown), and the launcher's stderr, which is
- * copied through to ours and scanned for the node Open MPI says it lost (status 205).
+ * death is timed to the millisecond, not to the launcher's teardown), and the launcher's stderr, which is
+ * copied through to ours and read for what the launcher knows: the node Open MPI says it lost (status
+ * 205); under srun the tasks it reports ended, the first of them failed, and lost nodes (slurm.c).
  *
  * Stopping: the launcher is in its own process group, so a terminal's Ctrl-C reaches hcrt-run alone. The
  * first SIGINT/SIGTERM creates the stop file the job polls (hcrt_run_should_stop()) and gives the job
- * --grace seconds to save and exit; then, or at a second signal, mpirun gets SIGTERM (it kills the job);
- * 10 s later, or at a third signal, the whole process group gets SIGKILL.
+ * --grace seconds to save and exit; then, or at a second signal, the launcher gets SIGTERM (mpirun kills
+ * the job; srun cancels the step); 10 s later, or at a third signal, the whole process group gets SIGKILL.
+ *
+ * Under srun, once a task failed the step is being ended by --kill-on-bad-exit, which sends the other
+ * tasks SIGTERM; an hcrt job catches SIGTERM to save (hcrt_run_catch_signals()), and a rank blocked in a
+ * collective would only go at Slurm's SIGKILL, KillWait (30 s by default) later. So hcrt-run sends the
+ * step SIGKILL itself (scancel) as soon as srun names it, as mpirun does with odls_base_sigkill_timeout 0.
+ * srun then still waits for every node's tasks to report, which a lost node never does (it gives up
+ * after KillWait + 2 s): --teardown seconds after the first failure hcrt-run kills srun itself.
+ *
+ * mpirun ends a job in ~50 ms after a rank dies or aborts, except when it cannot reach a node's daemon
+ * to kill its ranks: after a cut link, once the ranks' MPI_Abort made it send to that node, TCP
+ * keepalive no longer applies and it waits for TCP's retransmissions (minutes). So under mpirun too,
+ * --teardown seconds after the first failure record (fail-R in the attempt directory) or rank death
+ * (1 s when the record names a lost node), hcrt-run kills the launcher's process group; the attempt then
+ * ends with the record's status.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -92,26 +109,30 @@ bool hr_sleep_interruptible(double secs)
     }
 }
 
-/* The launcher's stderr, copied through line by line; Open MPI names a lost node's daemon as
- * "Remote daemon: [[job,0],N] on node NAME". */
+/* The launcher's stderr, copied through line by line and read: Open MPI names a lost node's daemon as
+ * "Remote daemon: [[job,0],N] on node NAME"; srun's lines go to hr_srun_scan_line(). */
 typedef struct relay {
     int fd;
     char line[4096];
     size_t len;
-    char *lost_node; /* hr_attempt_t.mpirun_lost_node, 256 bytes */
+    hr_attempt_t *a;
 } relay_t;
 
 static void scan_line(relay_t *r)
 {
     r->line[r->len] = '\0';
+    r->len = 0;
+    if (r->a->launcher == HR_SRUN) {
+        hr_srun_scan_line(r->line, now(), r->a);
+        return;
+    }
     const char *d = strstr(r->line, "Remote daemon");
     const char *on = d ? strstr(d, " on node ") : NULL;
-    if (on != NULL && r->lost_node[0] == '\0') {
+    if (on != NULL && r->a->launcher_lost_node[0] == '\0') {
         on += strlen(" on node ");
         size_t n = strcspn(on, " \t\r\n");
-        snprintf(r->lost_node, 256, "%.*s", (int)(n < 255 ? n : 255), on);
+        snprintf(r->a->launcher_lost_node, sizeof(r->a->launcher_lost_node), "%.*s", (int)(n < 255 ? n : 255), on);
     }
-    r->len = 0;
 }
 
 /* Copies what is readable; returns false at end of file. */
@@ -187,6 +208,37 @@ static void watch_new_ranks(watch_t *w, const char *attempt_dir, hr_attempt_t *a
     hr_ranks_free(ranks, n);
 }
 
+/* Whether a rank wrote a failure record (fail-R) into the attempt directory: 0 none, 1 one, 2 one that
+ * names a lost node. */
+static int failure_record(const char *attempt_dir)
+{
+    DIR *d = opendir(attempt_dir);
+    int found = 0;
+    if (d == NULL)
+        return 0;
+    for (struct dirent *e; found < 2 && (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, "fail-", 5) != 0)
+            continue;
+        found = 1;
+        char path[4096 + 300], text[4096];
+        snprintf(path, sizeof(path), "%s/%s", attempt_dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        const char *lost = strstr(text, "\nlost_node=");
+        if (lost != NULL && lost[11] != '\n' && lost[11] != '\0')
+            found = 2;
+    }
+    closedir(d);
+    return found;
+}
+
+/* mpirun's time to end a job whose failure record names a lost node, before hcrt-run ends it. */
+#define LOST_NODE_TEARDOWN 1.0
+
 static void child_exec(char **argv, int err_fd)
 {
     setpgid(0, 0);
@@ -236,17 +288,63 @@ int hr_launch(const hr_options_t *o, char **argv, const char *attempt_dir, const
         close(err_pipe[0]);
         return HR_EXIT_INTERNAL;
     }
-    relay_t relay = {.fd = err_pipe[0], .lost_node = a->mpirun_lost_node};
+    relay_t relay = {.fd = err_pipe[0], .a = a};
     w->fds[0] = (struct pollfd){sig_pipe[0], POLLIN, 0};
     w->fds[1] = (struct pollfd){child_fd, POLLIN, 0};
     w->fds[2] = (struct pollfd){err_pipe[0], POLLIN, 0};
     w->nfds = 3;
 
     int signals_seen = 0, nknown = 0, wstatus = 0;
-    double term_at = 0, kill_at = 0, next_scan = 0;
+    double term_at = 0, kill_at = 0, next_scan = 0, teardown_at = 0, next_record_scan = 0, first_record = 0;
+    bool names_lost = false; /* mpirun: a failure record names a lost node */
+    long scancel_pid = -1;
     bool exited = false, relay_open = true, termed = false;
     while (!exited) {
         double t = now();
+        /* srun: a task failed (or the step was aborted); the rest of the step gets --teardown seconds. */
+        double failed_at = a->task_fail_t > 0 ? a->task_fail_t : a->step_abort_t;
+        /* mpirun: a rank recorded a failure, or one on this host died. */
+        if (a->launcher == HR_MPIRUN && !names_lost && t >= next_record_scan) {
+            int rec = failure_record(attempt_dir);
+            if (rec > 0 && first_record == 0)
+                first_record = t;
+            /* A node the job found unreachable: mpirun will wait for it; the others end in ~50 ms. */
+            if (rec == 2 && !a->torn_down) {
+                names_lost = true;
+                if (teardown_at == 0 || teardown_at > t + LOST_NODE_TEARDOWN)
+                    teardown_at = t + (o->teardown_s < LOST_NODE_TEARDOWN ? o->teardown_s : LOST_NODE_TEARDOWN);
+            }
+            next_record_scan = t + 0.1;
+        }
+        if (a->launcher == HR_MPIRUN)
+            failed_at = first_record > 0 && (a->death_t == 0 || first_record < a->death_t) ? first_record : a->death_t;
+        if (failed_at > 0 && teardown_at == 0 && !a->torn_down && (a->launcher == HR_SRUN || !a->stop_requested))
+            teardown_at = failed_at + o->teardown_s;
+        /* A job that stopped on request (120) has committed its checkpoint: its ranks end by themselves. */
+        if (a->launcher == HR_SRUN && a->task_fail_t > 0 && a->task_fail_status != 120 && a->step_id[0] &&
+            !a->step_killed) {
+            a->step_killed = true;
+            scancel_pid = hr_slurm_kill_step(a->step_id);
+        }
+        /* Every node answered but some that never will (lost): no reason to wait for them. */
+        if (a->launcher == HR_SRUN && teardown_at > t + 0.5 && hr_srun_only_silent_left(a))
+            teardown_at = t + 0.5;
+        if (teardown_at > 0 && t >= teardown_at && a->launcher == HR_MPIRUN) {
+            fprintf(stderr, "hcrt-run: %s still runs %.1f s after the job's first failure: ending it (--teardown)\n",
+                    argv[0], t - failed_at);
+            kill(-pid, SIGKILL);
+            a->torn_down = true;
+            teardown_at = 0;
+        } else if (teardown_at > 0 && t >= teardown_at) {
+            if (hr_srun_only_silent_left(a))
+                fprintf(stderr, "hcrt-run: srun waits for nodes none of whose tasks it heard from: ending it\n");
+            else
+                fprintf(stderr, "hcrt-run: srun still waits %.1f s after the first failed task: ending it (--teardown)\n",
+                        t - failed_at);
+            kill(-pid, SIGKILL);
+            a->torn_down = true;
+            teardown_at = 0;
+        }
         if (nknown < a->np && t >= next_scan) {
             watch_new_ranks(w, attempt_dir, a, &nknown);
             next_scan = t + 0.05;
@@ -254,6 +352,7 @@ int hr_launch(const hr_options_t *o, char **argv, const char *attempt_dir, const
         int sigs = hr_signals_count();
         if (sigs > signals_seen) {
             if (signals_seen == 0) {
+                a->stop_t = t;
                 /* The job sees the file at its next hcrt_run_should_stop() and saves. */
                 int fd = open(stop_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
                 if (fd >= 0)
@@ -288,6 +387,8 @@ int hr_launch(const hr_options_t *o, char **argv, const char *attempt_dir, const
             timeout_ms = (int)((term_at - t) * 1000) + 1;
         if (kill_at > 0 && (int)((kill_at - t) * 1000) + 1 < timeout_ms)
             timeout_ms = (int)((kill_at - t) * 1000) + 1;
+        if (teardown_at > 0 && (int)((teardown_at - t) * 1000) + 1 < timeout_ms)
+            timeout_ms = teardown_at > t ? (int)((teardown_at - t) * 1000) + 1 : 0;
         w->fds[2].fd = relay_open ? err_pipe[0] : -1;
         if (poll(w->fds, (nfds_t)w->nfds, timeout_ms) < 0 && errno != EINTR)
             break;
@@ -330,6 +431,17 @@ int hr_launch(const hr_options_t *o, char **argv, const char *attempt_dir, const
             close(w->fds[i].fd);
     close(err_pipe[0]);
     free(w);
-    a->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    if (scancel_pid > 0) {
+        /* scancel waits on a lost node for Slurm's MessageTimeout; its work is done by now */
+        if (waitpid((pid_t)scancel_pid, NULL, WNOHANG) == 0) {
+            kill(-(pid_t)scancel_pid, SIGKILL);
+            waitpid((pid_t)scancel_pid, NULL, 0);
+        }
+    }
+    a->launcher_status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    a->status = a->launcher_status;
+    /* srun's own status is the killed tasks' (143); the first failed task says how the job ended. */
+    if (a->launcher == HR_SRUN && a->launcher_status != 0 && a->task_fail_status > 0)
+        a->status = a->task_fail_status;
     return 0;
 }

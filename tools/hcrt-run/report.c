@@ -38,6 +38,9 @@ void hr_report_text(FILE *out, const hr_options_t *o, const hr_attempt_t *att, i
     }
     fprintf(out, "  wall %.2f s = useful %.2f + lost %.2f + checkpoint stalls %.2f + restarts and other %.2f\n",
             t->wall_s, t->useful_s, t->lost_s, t->ckpt_s, t->other_s);
+    if (t->allocations > 1)
+        fprintf(out, "  %d Slurm allocations (the job was requeued); %.2f s between them (in \"other\")\n",
+                t->allocations, t->between_allocations_s);
     if (t->nrecovery > 0) {
         fprintf(out, "  recovery (failure to the first step after the restore):");
         for (int i = 0; i < t->nrecovery; i++) {
@@ -88,9 +91,32 @@ static json_t *attempt_json(const hr_attempt_t *a, double t0)
     json_object_set_new(j, "failure_s", a->fail_t > 0 ? secs(a->fail_t - t0) : json_null());
     json_object_set_new(j, "ready_s", a->ready_t > 0 ? secs(a->ready_t - t0) : json_null());
     json_object_set_new(j, "first_step_s", a->first_step_t > 0 ? secs(a->first_step_t - t0) : json_null());
-    const char *lost = a->record_lost_node[0] ? a->record_lost_node : a->mpirun_lost_node;
+    const char *lost = a->record_lost_node[0] ? a->record_lost_node : a->launcher_lost_node;
+    if (!lost[0] && a->left_out[0])
+        lost = a->left_out; /* found by a probe (srun) */
     json_object_set_new(j, "lost_node", lost[0] ? json_string(lost) : json_null());
     json_object_set_new(j, "stop_requested", json_boolean(a->stop_requested));
+    json_object_set_new(j, "stop_s", a->stop_t > 0 ? secs(a->stop_t - t0) : json_null());
+    json_object_set_new(j, "launcher", json_string(a->launcher == HR_SRUN ? "srun" : "mpirun"));
+    json_object_set_new(j, "launcher_status", json_integer(a->launcher_status));
+    json_t *nodes_used = json_array(), *left_out = json_array();
+    char list[sizeof(a->nodes)], *save = NULL;
+    snprintf(list, sizeof(list), "%s", a->nodes);
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        json_array_append_new(nodes_used, json_string(t));
+    snprintf(list, sizeof(list), "%s", a->left_out);
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        json_array_append_new(left_out, json_string(t));
+    json_object_set_new(j, "nodes", nodes_used);
+    json_object_set_new(j, "left_out", left_out);
+    if (a->job_id[0]) {
+        json_t *alloc = json_object();
+        json_object_set_new(alloc, "job_id", json_string(a->job_id));
+        json_object_set_new(alloc, "restart_count", json_integer(a->restart_count));
+        json_object_set_new(j, "allocation", alloc);
+    } else {
+        json_object_set_new(j, "allocation", json_null());
+    }
     json_t *nodes = json_object();
     for (int i = 0; i < a->nranks; i++) {
         json_t *c = json_object_get(nodes, a->ranks[i].node);
@@ -101,7 +127,7 @@ static json_t *attempt_json(const hr_attempt_t *a, double t0)
 }
 
 int hr_report_json(const char *path, const hr_options_t *o, const hr_attempt_t *att, int n, const hr_totals_t *t,
-                   int exit_status, const char *stop_reason, double run_start)
+                   int exit_status, const char *stop_reason, double run_start, bool requeued)
 {
     json_t *root = json_object(), *attempts = json_array(), *cmd = json_array();
     json_t *recovery = json_array(), *restart = json_array(), *measured = json_object();
@@ -134,6 +160,10 @@ int hr_report_json(const char *path, const hr_options_t *o, const hr_attempt_t *
     json_object_set_new(root, "exit_status", json_integer(exit_status));
     json_object_set_new(root, "exit_name", json_string(hcrt_exit_name(exit_status)));
     json_object_set_new(root, "stop_reason", json_string(stop_reason));
+    json_object_set_new(root, "launcher", json_string(o->launcher == HR_SRUN ? "srun" : "mpirun"));
+    json_object_set_new(root, "allocations", json_integer(t->allocations));
+    json_object_set_new(root, "between_allocations_s", secs(t->between_allocations_s));
+    json_object_set_new(root, "requeued", json_boolean(requeued));
     json_object_set_new(measured, "step_s", secs(t->step_s));
     json_object_set_new(measured, "ckpt_every", json_integer(t->ckpt_every));
     json_object_set_new(measured, "ckpt_interval_s", secs(t->ckpt_interval_s));

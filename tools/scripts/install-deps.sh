@@ -4,9 +4,11 @@
 set -eu
 
 # libopenblas0: only `hcrt-bench gemm` uses it (opened at run time), to compare hcrt's gemm with OpenBLAS.
+# slurm-wlm, munge, iproute2, util-linux: the cluster suite's fake nodes (network namespaces, nsenter,
+# unshare) and the Slurm cluster on them.
 pkgs="gcc make meson ninja-build pkg-config libopenmpi-dev openmpi-bin libhwloc-dev hwloc libjansson-dev
       libxxhash-dev clang libclang-rt-14-dev hipcc libamdhip64-dev python3 libopenblas0 python3-dev python3-pip
-      python3-venv python3-setuptools"
+      python3-venv python3-setuptools slurm-wlm munge iproute2 util-linux"
 
 missing=""
 for p in $pkgs; do
