@@ -30,9 +30,12 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The fault suite's failure list and checks (tests/fault/test_hcrt_run.py).
+from test_hcrt_run import FAILS, check, fail  # noqa: E402
+
 A = None
 TMP = None
-FAILS = []
 
 STEPS = 12
 TRAIN = ["--exact", "--layers", "32,64,10", "--global-batch", "128", "--micro-batch", "16", "--steps", str(STEPS),
@@ -48,17 +51,6 @@ MIXES = {
 
 KILL = {124, 125, 137}  # a SIGKILLed rank: mpirun's teardown (137), a peer's check (125) or deadline (124)
 HANG = {124}
-
-
-def fail(msg):
-    FAILS.append(msg)
-    print("FAIL: " + msg, flush=True)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-    return cond
 
 
 # ---- the cases --------------------------------------------------------------------------------------------
