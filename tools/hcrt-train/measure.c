@@ -15,13 +15,6 @@
 
 #include "train.h"
 
-#define TRY(call)                                                                                    \
-    do {                                                                                             \
-        hcrt_status_t st_ = (call);                                                                  \
-        if (st_ != HCRT_OK)                                                                          \
-            return st_;                                                                              \
-    } while (0)
-
 /* Micro-batch range of rank r in an even split of n over size ranks. */
 static void even_range(int64_t n, int size, int r, int64_t *first, int64_t *count)
 {

@@ -44,13 +44,6 @@ int mlp_parse_layers(const char *text, int *dims, char *err, size_t errlen)
     return n - 1;
 }
 
-#define TRY(call)                                                                                    \
-    do {                                                                                             \
-        hcrt_status_t st_ = (call);                                                                  \
-        if (st_ != HCRT_OK)                                                                          \
-            return st_;                                                                              \
-    } while (0)
-
 hcrt_status_t mlp_create(mlp_t *m, hcrt_context_t *ctx, hcrt_device_t *dev, const int *dims, int nlayers,
                          size_t micro, hcrt_dtype_t gemm_dtype, size_t capacity_multiple, size_t *capacity)
 {

@@ -17,6 +17,14 @@
 
 #define MLP_MAX_LAYERS 16
 
+/* hcrt-train's files: returns the status of a call that failed (the message is in hcrt_last_error). */
+#define TRY(call)                                                                                    \
+    do {                                                                                             \
+        hcrt_status_t st_ = (call);                                                                  \
+        if (st_ != HCRT_OK)                                                                          \
+            return st_;                                                                              \
+    } while (0)
+
 typedef struct mlp {
     hcrt_device_t *dev, *host;
     hcrt_stream_t *stream;

@@ -17,13 +17,6 @@
 
 #include "train.h"
 
-#define TRY(call)                                                                                    \
-    do {                                                                                             \
-        hcrt_status_t st_ = (call);                                                                  \
-        if (st_ != HCRT_OK)                                                                          \
-            return st_;                                                                              \
-    } while (0)
-
 hcrt_status_t train_step_setup(train_job_t *j)
 {
     mlp_t *m = &j->model;
